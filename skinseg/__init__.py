@@ -1,0 +1,3 @@
+"""skinseg: human skin segmentation with PyTorch Lightning and Hydra."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,34 @@
+"""Segmentation networks: plain `nn.Module`s returning logits (B,C,H,W), and a registry.
+
+Every model returns logits of its input's size. U²Net-family models return a tuple
+(fused, side outputs...) in training mode only; the first element is always the map
+used for inference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from skinseg.models.dlmv import DLMV
+from skinseg.models.u2net import U2Net
+from skinseg.models.u2netp import U2NetP
+
+MODELS: dict[str, type[nn.Module]] = {"u2net": U2Net, "u2netp": U2NetP, "dlmv": DLMV}
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Builds a registered model by name, e.g. `create_model("u2netp", num_classes=1)`.
+
+    Raises:
+        KeyError: for an unknown name; the message lists the valid names.
+    """
+    try:
+        model_class = MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; valid names: {', '.join(sorted(MODELS))}") from None
+    return model_class(**kwargs)
+
+
+__all__ = ["DLMV", "MODELS", "U2Net", "U2NetP", "create_model"]

@@ -1,0 +1,300 @@
+"""The one LightningModule that trains, validates and checkpoints every skinseg model."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torchmetrics import Metric
+
+from skinseg.losses import BceDiceLoss
+from skinseg.models import create_model
+
+
+class SegmentationScores(Metric):
+    """Per-image IoU at 0.5 and pixel MAE, overall and per source dataset.
+
+    IoU is the original's mIoU@0.5: prediction sigmoid >= 0.5, ground truth rounded,
+    (intersection + 1e-6) / (union + 1e-6) per image, then the mean over images.
+    MAE is pooled over all pixels on the 0-255 scale. Both are computed at the
+    network's input resolution (evaluate.py scores full-resolution masks).
+
+    Args:
+        num_datasets: number of dataset ids that `update` may receive.
+    """
+
+    full_state_update = False
+
+    def __init__(self, num_datasets: int = 1) -> None:
+        super().__init__()
+        for name in ("iou_sum", "images", "abs_error_sum", "pixels"):
+            self.add_state(name, torch.zeros(num_datasets, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, logits: torch.Tensor, target: torch.Tensor, dataset: torch.Tensor) -> None:
+        """Args: logits (B,1,H,W); target (B,1,H,W) in [0,1]; dataset (B,) int ids."""
+        logits, target = logits.detach().float(), target.float()
+        prediction, truth = logits >= 0, target >= 0.5
+        intersection = (prediction & truth).flatten(1).sum(1).double()
+        union = (prediction | truth).flatten(1).sum(1).double()
+        iou = (intersection + 1e-6) / (union + 1e-6)
+        abs_error = (torch.sigmoid(logits) - target).abs().flatten(1).sum(1).double() * 255
+        self.iou_sum.index_add_(0, dataset, iou)
+        self.images.index_add_(0, dataset, torch.ones_like(iou))
+        self.abs_error_sum.index_add_(0, dataset, abs_error)
+        self.pixels.index_add_(0, dataset, torch.full_like(iou, float(target[0].numel())))
+
+    def compute(self) -> dict[str, torch.Tensor]:
+        """{"iou", "mae"} over everything, and per dataset id "iou/<id>", "mae/<id>"."""
+        scores = {
+            "iou": self.iou_sum.sum() / self.images.sum().clamp(min=1),
+            "mae": self.abs_error_sum.sum() / self.pixels.sum().clamp(min=1),
+        }
+        for index in range(len(self.images)):
+            if self.images[index] > 0:
+                scores[f"iou/{index}"] = self.iou_sum[index] / self.images[index]
+                scores[f"mae/{index}"] = self.abs_error_sum[index] / self.pixels[index]
+        return scores
+
+
+def capture_rng_state() -> dict:
+    """Python, NumPy, torch (and CUDA) generator states as tensors and ints.
+
+    Plain types only, so checkpoints still load with `weights_only=True`.
+    """
+    version, python_state, gauss = random.getstate()
+    _, numpy_key, numpy_pos, numpy_has_gauss, numpy_gauss = np.random.get_state()
+    state = {
+        "python": [version, torch.tensor(python_state, dtype=torch.int64), gauss],
+        "numpy": [torch.from_numpy(numpy_key.astype(np.int64)), numpy_pos, numpy_has_gauss, numpy_gauss],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict) -> None:
+    """Restores what `capture_rng_state` captured."""
+    version, python_state, gauss = state["python"]
+    random.setstate((version, tuple(python_state.tolist()), gauss))
+    key, pos, has_gauss, numpy_gauss = state["numpy"]
+    np.random.set_state(("MT19937", key.numpy().astype(np.uint32), pos, has_gauss, numpy_gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 0, min_lr_ratio: float = 1e-3
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over `warmup_steps`, then cosine decay to `min_lr_ratio`·lr at `total_steps`."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def load_weights(net: nn.Module, path: str | os.PathLike) -> None:
+    """Loads a local state dict or checkpoint into net, safely (`weights_only=True`).
+
+    Accepts a bare state dict, a skinseg/Lightning checkpoint ("state_dict" with "net."
+    keys) and the original trainer's {"state": {"state_dict": ...}}; DDP's "module."
+    and torch.compile's "_orig_mod." prefixes are removed.
+
+    Raises:
+        FileNotFoundError: no file at path.
+        ValueError: the weights do not fit the network (lists missing/unexpected keys).
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"model.pretrained={path}: no such file; give a local .ckpt/.pth path")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    elif isinstance(state, dict) and isinstance(state.get("state"), dict):
+        state = state["state"]["state_dict"]
+    if any(key.startswith("net.") for key in state):
+        state = {key[4:]: value for key, value in state.items() if key.startswith("net.")}
+    state = {key.replace("module.", "", 1).replace("_orig_mod.", ""): value for key, value in state.items()}
+    result = net.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise ValueError(
+            f"model.pretrained={path} does not fit {type(net).__name__}: "
+            f"{len(result.missing_keys)} missing keys (e.g. {result.missing_keys[:3]}), "
+            f"{len(result.unexpected_keys)} unexpected keys (e.g. {result.unexpected_keys[:3]}); "
+            "check model.net matches the checkpoint's architecture"
+        )
+
+
+class SkinSegModule(L.LightningModule):
+    """Trains any registered network with a multi-output loss and per-dataset metrics.
+
+    Args:
+        net: registry name and constructor arguments, e.g. {"name": "u2netp"}.
+        loss: callable (outputs, target) -> scalar; default 0.5 BCE + 0.5 Dice.
+        optimizer: partial taking `params`, e.g. `partial(torch.optim.AdamW, lr=1e-3)`.
+        scheduler: partial taking the optimizer (and `total_steps` if it accepts it).
+        scheduler_interval: "step" or "epoch".
+        input_size: the model's usual square input size; replaced by the datamodule's
+            image size when training, so checkpoints record what they were trained at.
+        channels_last: use the NHWC memory format (faster convolutions on CPU and GPU).
+        compile: compile the network with torch.compile.
+        pretrained: local state dict / checkpoint to start from.
+        input_mean: per-channel mean subtracted after scaling inputs to [0,1]; None: none.
+        input_std: per-channel std divided by after the mean; None: none.
+
+    Batches are {"image": uint8 (B,3,H,W), "mask": uint8 (B,1,H,W), "dataset": (B,) ids}.
+    """
+
+    def __init__(
+        self,
+        net: dict,
+        loss: Callable | None = None,
+        optimizer: Callable | None = None,
+        scheduler: Callable | None = None,
+        scheduler_interval: str = "step",
+        input_size: int = 320,
+        channels_last: bool = False,
+        compile: bool = False,
+        pretrained: str | None = None,
+        input_mean: Sequence[float] | None = None,
+        input_std: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["loss", "optimizer", "scheduler"], logger=False)
+        if scheduler_interval not in ("step", "epoch"):
+            raise ValueError(f"model.scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
+        self.net = create_model(**net)
+        if pretrained:
+            load_weights(self.net, pretrained)
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
+        self.loss_fn = loss if loss is not None else BceDiceLoss()
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        mean = torch.tensor(input_mean if input_mean is not None else [0.0, 0.0, 0.0])
+        std = torch.tensor(input_std if input_std is not None else [1.0, 1.0, 1.0])
+        self.register_buffer("input_mean", mean.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("input_std", std.view(1, -1, 1, 1), persistent=False)
+        self.dataset_names: list[str] = ["data"]
+        self.train_scores = SegmentationScores(1)
+        self.val_scores = SegmentationScores(1)
+        self.best_metrics: dict[str, float] = {}
+        self.run_config: dict | None = None
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        image_size = getattr(datamodule, "hparams", {}).get("image_size")
+        if image_size:  # record the size actually trained at, for export and model cards
+            self.hparams["input_size"] = image_size
+        names = list(getattr(datamodule, "dataset_names", None) or self.dataset_names)
+        if names != self.dataset_names:
+            self.dataset_names = names
+            self.train_scores = SegmentationScores(len(names))
+            self.val_scores = SegmentationScores(len(names))
+        if self.hparams.compile:
+            self.net.compile()
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B,3,H,W) -> float (B,3,H,W) in [0,1], normalised if configured."""
+        x = images.float().div_(255)
+        if self.hparams.input_mean is not None or self.hparams.input_std is not None:
+            x = (x - self.input_mean) / self.input_std
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """uint8 images (B,3,H,W) -> the network's logits (tuple with side outputs in training)."""
+        return self.net(self.preprocess(images))
+
+    def _step(self, batch: dict, scores: SegmentationScores, split: str) -> torch.Tensor:
+        target = batch["mask"].float().div_(255)
+        outputs = self(batch["image"])
+        loss = self.loss_fn(outputs, target)
+        main = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
+        scores.update(main, target, batch["dataset"])
+        self.log(
+            f"{split}/loss",
+            loss,
+            on_step=split == "train",
+            on_epoch=split != "train",
+            prog_bar=True,
+            batch_size=target.shape[0],
+            sync_dist=split != "train",
+        )
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=True, on_epoch=False)
+        return self._step(batch, self.train_scores, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, self.val_scores, "val")
+
+    def _log_scores(self, scores: SegmentationScores, split: str) -> dict[str, float]:
+        computed = scores.compute()
+        scores.reset()
+        metrics = {}
+        for key, value in computed.items():
+            name, _, index = key.partition("/")
+            label = f"{split}/{self.dataset_names[int(index)]}/{name}" if index else f"{split}/{name}"
+            metrics[label] = float(value)
+        self.log_dict(metrics, prog_bar=False, sync_dist=False)
+        return metrics
+
+    def on_train_epoch_end(self) -> None:
+        self._log_scores(self.train_scores, "train")
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self._log_scores(self.val_scores, "val")
+        if self.trainer.sanity_checking:
+            return
+        if metrics["val/iou"] >= self.best_metrics.get("val/iou", -1.0):
+            self.best_metrics = {**metrics, "epoch": self.current_epoch, "step": self.global_step}
+        self.log("val/iou_best", self.best_metrics["val/iou"], prog_bar=True)
+
+    def configure_optimizers(self):
+        if self.optimizer_factory is None:
+            raise ValueError("model.optimizer is not set; give a partial optimizer (see configs/model/)")
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        extra = {}
+        if "total_steps" in inspect.signature(self.scheduler_factory).parameters:
+            extra["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer, **extra)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {
+                "scheduler": scheduler,
+                "interval": self.hparams.scheduler_interval,
+                "monitor": "val/iou",
+            },
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["skinseg"] = {
+            "best_metrics": self.best_metrics,
+            "dataset_names": self.dataset_names,
+            "config": self.run_config,
+            "rng": capture_rng_state(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("skinseg", {})
+        self.best_metrics = dict(state.get("best_metrics", {}))
+        if "rng" in state:
+            restore_rng_state(state["rng"])

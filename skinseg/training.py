@@ -1,0 +1,156 @@
+"""What `python train.py` does: build everything from the Hydra config, fit, summarise."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+from lightning.pytorch.callbacks import Checkpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+log = logging.getLogger(__name__)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file beside it, fsyncs, then renames it.
+
+    A run killed at any moment (SIGKILL, power loss) leaves either the previous
+    checkpoint or the new one, never a truncated file: the rename is atomic on one
+    file system, unlike a copy from the system's temporary folder.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            with open(temporary, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+
+
+class LastCheckpoint(Checkpoint):
+    """Keeps `last.ckpt` the newest training state: every N steps and after every epoch.
+
+    Lightning's `ModelCheckpoint(save_last=True)` rewrites last.ckpt only when it also
+    saves a top-k checkpoint, so after an epoch that did not improve "last" is stale.
+    Resuming from this file (`ckpt_path=.../last.ckpt`) continues mid-epoch.
+
+    Args:
+        dirpath: folder of the checkpoint.
+        every_n_train_steps: also save after every N optimiser steps (0: epoch ends only).
+        filename: name of the file.
+    """
+
+    def __init__(self, dirpath: str | os.PathLike, every_n_train_steps: int = 50, filename: str = "last.ckpt") -> None:
+        if every_n_train_steps < 0:
+            raise ValueError(f"every_n_train_steps must be >= 0, got {every_n_train_steps}")
+        self.every_n_train_steps = every_n_train_steps
+        self.last_model_path = str(Path(dirpath) / filename)
+
+    def _save(self, trainer: L.Trainer) -> None:
+        if trainer.fast_dev_run or trainer.sanity_checking:
+            return
+        trainer.save_checkpoint(self.last_model_path, weights_only=False)
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self.every_n_train_steps and trainer.global_step % self.every_n_train_steps == 0:
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save(trainer)
+
+
+def instantiate_list(configs: DictConfig | None) -> list:
+    """Instantiates every `_target_` entry of a config group (callbacks, loggers)."""
+    if not configs:
+        return []
+    return [instantiate(config, _convert_="all") for config in configs.values() if config and "_target_" in config]
+
+
+def check_output_dir(output_dir: str | os.PathLike) -> None:
+    """Refuses an output folder that already holds an earlier run's checkpoints."""
+    checkpoints = Path(output_dir) / "checkpoints"
+    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        raise FileExistsError(
+            f"{checkpoints} already holds checkpoints of an earlier run; choose another "
+            "hydra.run.dir (to continue that run, pass ckpt_path=.../last.ckpt with a new folder)"
+        )
+
+
+@rank_zero_only
+def print_summary(summary: dict[str, Any]) -> None:
+    """Prints the end-of-run table: best validation metrics, checkpoints, wall time."""
+    table = Table(title="skinseg training summary", show_header=False, title_justify="left")
+    table.add_column("item", style="bold")
+    table.add_column("value", overflow="fold")
+    for key, value in summary.items():
+        if key == "wall_time_s":
+            value = f"{value:.1f}"
+        elif isinstance(value, float):
+            value = f"{value:.4f}"
+        table.add_row(key, str(value))
+    Console().print(table)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Trains the configured model on the configured data; returns the summary.
+
+    The summary holds the best epoch's validation metrics (by val/iou), the best and
+    last checkpoint paths, the output folder and the wall time.
+    """
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    if rank_zero_only.rank == 0:
+        check_output_dir(cfg.paths.output_dir)
+
+    datamodule = instantiate(cfg.data, _convert_="all")
+    model = instantiate(cfg.model, _convert_="all")
+    model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    callbacks = instantiate_list(cfg.get("callbacks"))
+    loggers = instantiate_list(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
+
+    start = time.perf_counter()
+    # our checkpoints hold tensors and plain containers only, so resuming can load them safely
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
+    wall_time = time.perf_counter() - start
+
+    best_metrics = dict(model.best_metrics)
+    summary: dict[str, Any] = {
+        "best_epoch": best_metrics.pop("epoch", "-"),
+        "best_step": best_metrics.pop("step", "-"),
+        **best_metrics,
+    }
+    for key in ("train/iou", "train/mae"):  # the last epoch's, to compare with val
+        if key in trainer.callback_metrics:
+            summary[f"{key} (last epoch)"] = float(trainer.callback_metrics[key])
+    best = [c.best_model_path for c in trainer.checkpoint_callbacks if getattr(c, "best_model_path", "")]
+    last = [c.last_model_path for c in trainer.checkpoint_callbacks if getattr(c, "last_model_path", "")]
+    summary.update(
+        {
+            "model": cfg.model.net.name,
+            "epochs": trainer.current_epoch,
+            "global_step": trainer.global_step,
+            "best_checkpoint": best[0] if best else "-",
+            "last_checkpoint": last[0] if last else "-",
+            "output_dir": cfg.paths.output_dir,
+            "wall_time_s": wall_time,
+        }
+    )
+    print_summary(summary)
+    return summary

@@ -1,0 +1,77 @@
+"""Shared fixtures: config composition, small folder datasets, the public data path."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+PUBLIC_DATA = Path(os.environ.get("SKINSEG_PUBLIC_DATA", ROOT.parent / "shared" / "datasets"))
+
+
+def compose_train(overrides: list[str], tmp_path: Path, cache_dir: Path) -> DictConfig:
+    """The train config for `overrides`, with every output under tmp_path."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(ROOT)
+        cfg.paths.output_dir = str(tmp_path)
+        cfg.paths.log_dir = str(tmp_path / "logs")
+        cfg.paths.work_dir = str(ROOT)
+        cfg.paths.cache_dir = str(cache_dir)
+        cfg.paths.data_dir = str(PUBLIC_DATA)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One cache (demo data, dataset indexes) for the whole test session."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture
+def cfg_factory(tmp_path, cache_dir):
+    """compose_train bound to this test's temporary folder."""
+    return lambda overrides=(): compose_train(list(overrides), tmp_path, cache_dir)
+
+
+def write_pair(root: Path, stem: str, size=(40, 56), seed: int = 0, image_ext=".png") -> None:
+    """Writes a random RGB image and a blob mask of size (H, W) under root."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    height, width = size
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[:height, :width]
+    mask = (((yy - height / 2) / (height / 3)) ** 2 + ((xx - width / 2) / (width / 3)) ** 2 <= 1)
+    Image.fromarray(image).save(root / "images" / f"{stem}{image_ext}")
+    Image.fromarray(mask.astype(np.uint8) * 255).save(root / "masks" / f"{stem}.png")
+
+
+@pytest.fixture
+def folder_dataset(tmp_path) -> Path:
+    """A valid 10-pair folder dataset with a splits.json (8 train, 2 val)."""
+    root = tmp_path / "toy"
+    stems = [f"img{i:02d}" for i in range(10)]
+    for index, stem in enumerate(stems):
+        write_pair(root, stem, size=(40 + index, 56), seed=index)
+    (root / "splits.json").write_text(json.dumps({"train": stems[:8], "val": stems[8:]}))
+    return root
+
+
+def public_dataset(name: str) -> Path:
+    """A public dataset's folder, or skips the test when the data is absent."""
+    path = PUBLIC_DATA / name
+    if not (path / "images").is_dir():
+        pytest.skip(f"public dataset {name} not found under {PUBLIC_DATA}")
+    return path

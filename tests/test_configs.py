@@ -1,0 +1,78 @@
+"""Every config in configs/ composes, and every object it describes instantiates."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+from hydra.utils import instantiate
+
+from skinseg.data import SkinDataModule
+from skinseg.module import SkinSegModule
+from skinseg.training import instantiate_list
+
+from .conftest import CONFIGS
+
+
+def options(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONFIGS / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("model", options("model"))
+def test_model_configs(cfg_factory, model):
+    cfg = cfg_factory([f"model={model}"])
+    module = instantiate(cfg.model, _convert_="all")
+    assert isinstance(module, SkinSegModule)
+    assert cfg.model.net.name == model
+
+
+@pytest.mark.parametrize("data", options("data"))
+def test_data_configs(cfg_factory, tmp_path, data):
+    overrides = [f"data={data}"] + ([f"data.root={tmp_path}"] if data == "folder" else [])
+    cfg = cfg_factory(overrides)
+    assert isinstance(instantiate(cfg.data, _convert_="all"), SkinDataModule)
+
+
+@pytest.mark.parametrize("trainer", options("trainer"))
+def test_trainer_configs(cfg_factory, trainer):
+    cfg = cfg_factory([f"trainer={trainer}"])
+    if cfg.trainer.accelerator == "gpu":
+        assert cfg.trainer.devices in (1, "auto")  # no GPU here: composing is what we can check
+        return
+    assert isinstance(instantiate(cfg.trainer, _convert_="all"), L.Trainer)
+
+
+@pytest.mark.parametrize("logger", options("logger"))
+def test_logger_configs(cfg_factory, logger):
+    cfg = cfg_factory([f"logger={logger}"])
+    loggers = instantiate_list(cfg.logger)
+    assert loggers
+    if logger == "wandb":
+        assert cfg.logger.wandb.offline is True
+
+
+@pytest.mark.parametrize("callbacks", options("callbacks"))
+def test_callback_configs(cfg_factory, callbacks):
+    cfg = cfg_factory([f"callbacks={callbacks}"])
+    built = instantiate_list(cfg.callbacks)
+    assert all(isinstance(callback, L.Callback) for callback in built)
+    if callbacks == "default":
+        assert len(built) == 4
+
+
+@pytest.mark.parametrize("debug", [name for name in options("debug") if name != "default"])
+def test_debug_configs(cfg_factory, debug):
+    cfg = cfg_factory([f"debug={debug}"])
+    assert cfg.task_name == "debug"
+    instantiate(cfg.trainer, _convert_="all")
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_experiment_configs(cfg_factory, experiment):
+    cfg = cfg_factory([f"experiment={experiment}"])
+    instantiate(cfg.model, _convert_="all")
+    instantiate(cfg.data, _convert_="all")
+
+
+def test_data_size_follows_the_model(cfg_factory):
+    assert cfg_factory(["model=dlmv", "data=public"]).data.image_size == 256
+    assert cfg_factory(["model=u2netp", "data=public"]).data.image_size == 320

@@ -1,0 +1,211 @@
+"""Folder datasets: every accepted input format, and a clear error for each bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from skinseg.data import DataError, FolderIndex, SkinDataModule, read_image, read_mask
+from skinseg.data import folder as folder_module
+from skinseg.data.transforms import build_transform
+
+from .conftest import public_dataset, write_pair
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def test_reads_rgba_grey_palette_16bit_and_other_formats(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    rgba = np.dstack([rgb, np.full((20, 30), 7, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "rgba.png"), rgb)
+
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "grey.png")
+    grey = read_image(tmp_path / "grey.png")
+    assert grey.shape == (20, 30, 3) and (grey[..., 0] == grey[..., 2]).all()
+
+    deep = (rgb[..., 1].astype(np.uint16) * 257)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")
+    np.testing.assert_array_equal(read_image(tmp_path / "deep.png")[..., 0], rgb[..., 1])
+
+    Image.fromarray(rgb).convert("P").save(tmp_path / "palette.png")
+    assert read_image(tmp_path / "palette.png").shape == (20, 30, 3)
+    for extension in ("bmp", "webp", "jpg", "tif"):
+        Image.fromarray(rgb).save(tmp_path / f"image.{extension}")
+        image = read_image(tmp_path / f"image.{extension}")
+        assert image.shape == (20, 30, 3) and image.dtype == np.uint8
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = np.zeros((20, 30, 3), np.uint8)
+    image[:, :5] = 255  # a white band on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: display needs a 90° clockwise turn
+    Image.fromarray(image).save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    loaded = read_image(tmp_path / "rotated.jpg")
+    assert loaded.shape == (30, 20, 3)
+    assert loaded[:5].mean() > 200 and loaded[-5:].mean() < 50  # the band is now on top
+
+
+def test_masks_01_255_soft_and_1bit(tmp_path):
+    binary = np.zeros((10, 12), np.uint8)
+    binary[2:6, 3:9] = 1
+    Image.fromarray(binary).save(tmp_path / "m01.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "m01.png"), binary * 255)
+    Image.fromarray(binary * 255).save(tmp_path / "m255.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "m255.png"), binary * 255)
+    soft = np.linspace(0, 255, 120).astype(np.uint8).reshape(10, 12)
+    Image.fromarray(soft).save(tmp_path / "soft.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "soft.png"), soft)
+    Image.fromarray(binary.astype(bool)).save(tmp_path / "bits.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "bits.png"), binary * 255)
+    Image.fromarray(binary.astype(np.uint16) * 65535).save(tmp_path / "m16.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "m16.png"), binary * 255)
+
+
+def test_unreadable_and_missing_files_name_the_file(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"not an image at all")
+    with pytest.raises(DataError, match="broken.png: cannot decode"):
+        read_image(tmp_path / "broken.png")
+    with pytest.raises(DataError, match="nothere.png: file not found"):
+        read_mask(tmp_path / "nothere.png")
+
+
+# --- scanning --------------------------------------------------------------------------------
+
+
+def test_scan_pairs_by_stem_and_uses_splits(folder_dataset):
+    index = FolderIndex(folder_dataset)
+    assert index.name == "toy"
+    assert [s.stem for s in index.split("val")] == ["img08", "img09"]
+    assert len(index.split("train")) == 8
+    first = index.split("train")[0]
+    assert (first.height, first.width) == (40, 56)
+
+
+def test_split_without_splits_json_is_stable(tmp_path):
+    root = tmp_path / "nosplit"
+    for i in range(40):
+        write_pair(root, f"p{i:02d}", seed=i)
+    val = {s.stem for s in FolderIndex(root, val_fraction=0.25).split("val")}
+    assert 3 <= len(val) <= 20
+    for i in range(40, 60):
+        write_pair(root, f"p{i:02d}", seed=i)
+    val_after = {s.stem for s in FolderIndex(root, val_fraction=0.25).split("val")}
+    assert val <= val_after, "adding images never moves old ones between splits"
+
+
+def test_wrong_path_and_layout(tmp_path):
+    with pytest.raises(DataError, match="does not exist; set data.root"):
+        FolderIndex(tmp_path / "nope")
+    (tmp_path / "flat").mkdir()
+    with pytest.raises(DataError, match="missing .*images"):
+        FolderIndex(tmp_path / "flat")
+
+
+def test_empty_folder(tmp_path):
+    (tmp_path / "empty" / "images").mkdir(parents=True)
+    (tmp_path / "empty" / "masks").mkdir()
+    with pytest.raises(DataError, match="no images found"):
+        FolderIndex(tmp_path / "empty")
+
+
+def test_missing_mask_is_named(folder_dataset):
+    (folder_dataset / "masks" / "img03.png").unlink()
+    with pytest.raises(DataError, match="1 images have no mask.*img03.png"):
+        FolderIndex(folder_dataset)
+
+
+def test_corrupt_files_are_all_listed_before_training(folder_dataset):
+    (folder_dataset / "images" / "img01.png").write_bytes(b"\x89PNG broken")
+    (folder_dataset / "masks" / "img05.png").write_bytes(b"")
+    with pytest.raises(DataError, match="2 unusable") as error:
+        FolderIndex(folder_dataset)
+    assert "img01.png" in str(error.value) and "img05.png" in str(error.value)
+
+
+def test_mask_of_another_size(folder_dataset):
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(folder_dataset / "masks" / "img02.png")
+    with pytest.raises(DataError, match=r"img02.png: mask is 10x10 .* 56x42 .*data.resize_masks=true"):
+        FolderIndex(folder_dataset)
+    index = FolderIndex(folder_dataset, resize_masks=True)
+    sample = next(s for s in index.samples if s.stem == "img02")
+    image, mask = folder_module.load_pair(sample)
+    assert mask.shape == image.shape[:2]
+
+
+def test_bad_splits_json(folder_dataset):
+    (folder_dataset / "splits.json").write_text(json.dumps({"train": ["img00", "ghost"]}))
+    with pytest.raises(DataError, match="ghost"):
+        FolderIndex(folder_dataset)
+    (folder_dataset / "splits.json").write_text("{not json")
+    with pytest.raises(DataError, match="invalid JSON"):
+        FolderIndex(folder_dataset)
+
+
+def test_index_cache_skips_decoding_unchanged_files(folder_dataset, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    first = FolderIndex(folder_dataset, cache_dir=cache)
+    assert list((cache / "index").glob("toy-*.json"))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an unchanged pair was decoded again")
+
+    monkeypatch.setattr(folder_module, "_verify_pair", refuse)
+    assert FolderIndex(folder_dataset, cache_dir=cache).samples == first.samples
+    monkeypatch.undo()
+    (folder_dataset / "images" / "img04.png").write_bytes(b"changed and broken")
+    with pytest.raises(DataError, match="img04.png"):
+        FolderIndex(folder_dataset, cache_dir=cache)
+
+
+# --- transforms and the datamodule -----------------------------------------------------------
+
+
+def test_squash_and_letterbox():
+    image = np.full((50, 100, 3), 200, np.uint8)
+    mask = np.full((50, 100), 255, np.uint8)
+    squashed = build_transform(32, "squash")(image=image, mask=mask)
+    assert squashed["image"].shape == (32, 32, 3) and squashed["mask"].min() == 255
+    boxed = build_transform(32, "letterbox")(image=image, mask=mask)
+    assert boxed["image"].shape == (32, 32, 3)
+    assert boxed["mask"][:16].min() == 255 and boxed["mask"][16:].max() == 0  # padded below
+    with pytest.raises(ValueError, match="resize_mode must be one of"):
+        build_transform(32, "crop")
+
+
+def test_datamodule_batches(folder_dataset, tmp_path):
+    second = tmp_path / "other"
+    for i in range(6):
+        write_pair(second, f"o{i}", size=(30, 30), seed=100 + i)
+    (second / "splits.json").write_text(json.dumps({"train": ["o0", "o1", "o2", "o3"], "val": ["o4", "o5"]}))
+    module = SkinDataModule(tmp_path, datasets=["toy", "other"], image_size=32, batch_size=4, num_workers=0)
+    module.setup("fit")
+    assert module.dataset_names == ["toy", "other"]
+    batch = next(iter(module.train_dataloader()))
+    assert batch["image"].dtype == torch.uint8 and batch["image"].shape == (4, 3, 32, 32)
+    assert batch["mask"].dtype == torch.uint8 and batch["mask"].shape == (4, 1, 32, 32)
+    val = [b for b in module.val_dataloader()]
+    ids = torch.cat([b["dataset"] for b in val]).tolist()
+    assert sorted(ids) == [0, 0, 1, 1]
+
+
+def test_datamodule_rejects_invalid_values(tmp_path):
+    with pytest.raises(ValueError, match="batch_size"):
+        SkinDataModule(tmp_path, batch_size=0)
+    with pytest.raises(ValueError, match="resize_mode"):
+        SkinDataModule(tmp_path, resize_mode="stretch")
+    with pytest.raises(DataError, match="val_fraction"):
+        FolderIndex(tmp_path, val_fraction=1.5)
+
+
+def test_public_dataset_scans(cache_dir):
+    root = public_dataset("fasseg_frontal02")
+    index = FolderIndex(root, cache_dir=cache_dir)
+    assert len(index.split("train")) == 20 and len(index.split("val")) == 50

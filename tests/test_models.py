@@ -1,0 +1,115 @@
+"""One parametrised suite over every registered model, in the spirit of smp's model tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from skinseg.models import MODELS, create_model
+from skinseg.module import load_weights
+
+PARAMETERS = {"u2net": 44_009_869, "u2netp": 1_131_181, "dlmv": 11_020_337}
+
+TINY = {
+    "u2net": {"encoder_channels": [(4, 8)] * 6, "decoder_channels": [(4, 8)] * 5},
+    "u2netp": {"encoder_channels": [(4, 8)] * 4, "decoder_channels": [(4, 8)] * 3, "rsu_heights": [5, 4]},
+    "dlmv": {"width_mult": 0.25, "aspp_channels": 16},
+}
+
+
+def test_registry_covers_every_model():
+    assert set(MODELS) == set(PARAMETERS) == set(TINY)
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(KeyError, match="dlmv, u2net, u2netp"):
+        create_model("u3net")
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_parameter_count_matches_original(name):
+    model = create_model(name)
+    assert sum(p.numel() for p in model.parameters()) == PARAMETERS[name]
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_tiny_variant_is_much_smaller(name):
+    tiny = create_model(name, **TINY[name])
+    assert sum(p.numel() for p in tiny.parameters()) < PARAMETERS[name] / 20
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_forward_backward_at_odd_size(name):
+    torch.manual_seed(0)
+    model = create_model(name)
+    x = torch.rand(2, 3, 97, 131, requires_grad=True)
+    model.train()
+    outputs = model(x)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    for logits in outputs:
+        assert logits.shape == (2, 1, 97, 131)
+        assert torch.isfinite(logits).all()
+    sum(o.mean() for o in outputs).backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None for g in grads), "every parameter takes part in the loss"
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_side_outputs_only_in_training(name):
+    model = create_model(name, **TINY[name])
+    x = torch.rand(2, 3, 64, 80)
+    model.train()
+    train_out = model(x)
+    model.eval()
+    with torch.no_grad():
+        eval_out = model(x)
+    assert isinstance(eval_out, torch.Tensor) and eval_out.shape == (2, 1, 64, 80)
+    if name.startswith("u2net"):
+        assert isinstance(train_out, tuple) and len(train_out) == len(model.side_heads) + 1
+    else:
+        assert isinstance(train_out, torch.Tensor)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_eval_output_is_the_fused_training_output(name):
+    model = create_model(name, **TINY[name]).eval()
+    x = torch.rand(2, 3, 48, 48)
+    with torch.no_grad():
+        eval_out = model(x)
+        model.training = True  # the top module only: layers keep eval-mode statistics
+        train_out = model(x)
+    main = train_out[0] if isinstance(train_out, tuple) else train_out
+    torch.testing.assert_close(main, eval_out)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_four_channel_input(name):
+    model = create_model(name, in_channels=4, **TINY[name]).eval()
+    with torch.no_grad():
+        assert model(torch.rand(1, 4, 64, 64)).shape == (1, 1, 64, 64)
+
+
+def test_pretrained_weights_load_from_state_dict_and_checkpoints(tmp_path):
+    source = create_model("u2netp", **TINY["u2netp"])
+    bare = tmp_path / "bare.pth"
+    torch.save(source.state_dict(), bare)
+    lightning = tmp_path / "run.ckpt"
+    torch.save({"state_dict": {f"net.{k}": v for k, v in source.state_dict().items()}, "epoch": 3}, lightning)
+    original = tmp_path / "original.pth.tar"
+    torch.save({"state": {"state_dict": source.state_dict(), "epoch_count": 5}}, original)
+    for path in (bare, lightning, original):
+        target = create_model("u2netp", **TINY["u2netp"])
+        load_weights(target, path)
+        for key, value in source.state_dict().items():
+            torch.testing.assert_close(target.state_dict()[key], value)
+
+
+def test_pretrained_errors_are_clear(tmp_path):
+    model = create_model("u2netp", **TINY["u2netp"])
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_weights(model, tmp_path / "missing.ckpt")
+    other = tmp_path / "dlmv.pth"
+    torch.save(create_model("dlmv", **TINY["dlmv"]).state_dict(), other)
+    with pytest.raises(ValueError, match="does not fit U2NetP"):
+        load_weights(model, other)

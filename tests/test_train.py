@@ -1,0 +1,158 @@
+"""End to end: `train()` on the demo data and the public data, resume, DDP, bad config."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.errors import InstantiationException
+
+from skinseg.training import train
+
+from .conftest import PUBLIC_DATA, ROOT, public_dataset
+
+SMALL_DEMO = [
+    "data.demo.num_train=16",
+    "data.demo.num_val=8",
+    "data.image_size=64",
+    "data.batch_size=4",
+    "data.num_workers=0",
+]
+TINY_U2NET = [
+    "+model.net.encoder_channels=[[4,8],[4,8],[4,8],[4,8],[4,8],[4,8]]",
+    "+model.net.decoder_channels=[[4,8],[4,8],[4,8],[4,8],[4,8]]",
+]
+
+
+@pytest.mark.parametrize("model", ["u2netp", "u2net", "dlmv"])
+def test_fast_dev_run_on_demo_data(cfg_factory, model):
+    summary = train(cfg_factory([f"model={model}", "debug=fdr", *SMALL_DEMO]))
+    assert summary["model"] == model
+    assert 0.0 <= summary["val/iou"] <= 1.0 and 0.0 <= summary["val/demo/mae"] <= 255.0
+
+
+def test_overfitting_a_few_batches_learns(cfg_factory):
+    cfg = cfg_factory(["debug=overfit", "trainer.max_epochs=30", *SMALL_DEMO, "model.optimizer.lr=3e-3"])
+    summary = train(cfg)
+    assert summary["train/iou (last epoch)"] > 0.6, summary
+
+
+def read_metrics(run: Path) -> list[dict]:
+    rows = []
+    for path in run.rglob("metrics.csv"):
+        with open(path) as file:
+            rows += list(csv.DictReader(file))
+    return rows
+
+
+def test_a_few_steps_on_one_public_dataset(cfg_factory, tmp_path):
+    public_dataset("abd")
+    cfg = cfg_factory(
+        [
+            "data=public",
+            "data.datasets=[abd]",
+            "data.image_size=64",
+            "data.batch_size=4",
+            "data.num_workers=0",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=4",
+            "+trainer.limit_val_batches=3",
+            "trainer.log_every_n_steps=1",
+            "callbacks.rich_progress_bar=null",
+        ]
+    )
+    summary = train(cfg)
+    rows = read_metrics(tmp_path)
+    losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
+    assert len(losses) == 4 and all(loss == loss for loss in losses)
+    assert any(r.get("val/abd/iou") for r in rows) and any(r.get("val/abd/mae") for r in rows)
+    assert Path(summary["best_checkpoint"]).is_file() and Path(summary["last_checkpoint"]).is_file()
+    checkpoint = torch.load(summary["best_checkpoint"], map_location="cpu", weights_only=True)
+    assert checkpoint["hyper_parameters"]["input_size"] == 64
+    assert checkpoint["skinseg"]["dataset_names"] == ["abd"]
+
+
+def test_invalid_config_values_fail_before_training(cfg_factory):
+    with pytest.raises(InstantiationException, match="valid names: dlmv, u2net, u2netp"):
+        train(cfg_factory(["model.net.name=u3net", "debug=fdr", *SMALL_DEMO]))
+    with pytest.raises(InstantiationException, match="resize_mode"):
+        train(cfg_factory(["data.resize_mode=stretch", "debug=fdr", *SMALL_DEMO]))
+
+
+def test_output_folder_of_an_earlier_run_is_not_overwritten(cfg_factory, tmp_path):
+    (tmp_path / "checkpoints").mkdir()
+    earlier = tmp_path / "checkpoints" / "last.ckpt"
+    earlier.write_bytes(b"earlier run")
+    with pytest.raises(FileExistsError, match="earlier run"):
+        train(cfg_factory(["debug=fdr", *SMALL_DEMO]))
+    assert earlier.read_bytes() == b"earlier run"
+
+
+def run_train(args: list[str], cache_dir: Path, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "SKINSEG_CACHE": str(cache_dir), "SKINSEG_DATA": str(PUBLIC_DATA), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_resume_after_sigkill_mid_epoch(tmp_path, cache_dir):
+    common = [
+        "data.demo.num_train=48",
+        "data.demo.num_val=8",
+        "data.image_size=64",
+        "data.batch_size=4",
+        "data.num_workers=0",
+        "trainer.max_epochs=3",
+        "callbacks.last_checkpoint.every_n_train_steps=5",
+        "callbacks.rich_progress_bar=null",
+    ]
+    steps_per_epoch = 12
+    first_run, second_run = tmp_path / "first", tmp_path / "second"
+    process = run_train([*common, f"hydra.run.dir={first_run}"], cache_dir)
+    last = first_run / "checkpoints" / "last.ckpt"
+    killed_at = None
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        if last.exists():
+            state = torch.load(last, map_location="cpu", weights_only=True)
+            if state["global_step"] > steps_per_epoch and state["global_step"] % steps_per_epoch:
+                process.send_signal(signal.SIGKILL)
+                killed_at = state["global_step"]
+                break
+        time.sleep(0.05)
+    output = process.communicate()[0]
+    assert killed_at is not None, f"never saw a mid-epoch checkpoint:\n{output[-3000:]}"
+    assert process.returncode == -signal.SIGKILL
+
+    state = torch.load(last, map_location="cpu", weights_only=True)  # not torn
+    assert state["global_step"] >= killed_at and state["optimizer_states"]
+
+    resumed = run_train([*common, f"hydra.run.dir={second_run}", f"ckpt_path={last}"], cache_dir)
+    output = resumed.communicate(timeout=600)[0]
+    assert resumed.returncode == 0, output[-3000:]
+    final = torch.load(second_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert final["epoch"] == 2 and final["global_step"] == 3 * steps_per_epoch
+    logged_steps = [int(r["step"]) for r in read_metrics(second_run) if r.get("train/loss")]
+    assert logged_steps and min(logged_steps) >= state["global_step"] - 1
+    assert "skinseg training summary" in output
+
+
+def test_ddp_sim_two_cpu_processes(tmp_path, cache_dir):
+    process = run_train(["trainer=ddp_sim", "debug=fdr", *SMALL_DEMO, f"hydra.run.dir={tmp_path}"], cache_dir)
+    output = process.communicate(timeout=600)[0]
+    assert process.returncode == 0, output[-3000:]
+    assert "Starting with 2 processes" in output
+    assert "skinseg training summary" in output
