@@ -141,16 +141,17 @@ def images_per_second(step_times: Iterable[float], batch_size: int, warmup: int)
     return batch_size / statistics.median(timed)
 
 
-def data_pipeline_rate(name: str, workers: int, batches: int, data_root: Path | None, cache: Path) -> tuple[float, str]:
-    """Images/s of the training loader (decode, resize, flip, collate) at the model's size."""
+def data_pipeline_rate(
+    size: int, batch_size: int, workers: int, batches: int, data_root: Path | None, cache: Path
+) -> tuple[float, str]:
+    """Images/s of the training loader (decode, resize, flip, collate) at the given size."""
+    common = {"image_size": size, "batch_size": batch_size, "num_workers": workers, "cache_dir": cache}
     if data_root is not None:
         datasets = [p.name for p in sorted(data_root.iterdir()) if (p / "images").is_dir()]
-        module = SkinDataModule(data_root, datasets=datasets, image_size=TRAIN_SIZES[name],
-                                batch_size=BATCH_SIZES[name], num_workers=workers, cache_dir=cache)
+        module = SkinDataModule(data_root, datasets=datasets, **common)
         source = f"public ({', '.join(datasets)})"
     else:
-        module = SkinDataModule(cache, demo={}, image_size=TRAIN_SIZES[name],
-                                batch_size=BATCH_SIZES[name], num_workers=workers, cache_dir=cache)
+        module = SkinDataModule(cache, demo={}, **common)
         module.prepare_data()
         source = "demo"
     module.setup("fit")
@@ -166,8 +167,10 @@ def data_pipeline_rate(name: str, workers: int, batches: int, data_root: Path | 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(TRAIN_SIZES), choices=list(TRAIN_SIZES))
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per run")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per run")
+    parser.add_argument("--size", type=int, help="input size for every model (default: each one's own)")
+    parser.add_argument("--batch-size", type=int, help="batch size for every model (default: each one's own)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per run")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (median)")
     parser.add_argument("--workers", type=int, default=2, help="loader workers (configs/data: 2)")
     parser.add_argument("--data-batches", type=int, default=20)
@@ -189,24 +192,29 @@ def main(argv: list[str] | None = None) -> None:
         table.add_column(column, justify="right")
 
     for name in args.models:
-        batch_size, size = BATCH_SIZES[name], TRAIN_SIZES[name]
+        batch_size, size = args.batch_size or BATCH_SIZES[name], args.size or TRAIN_SIZES[name]
         batches = make_batches(args.warmup + args.steps, batch_size, size)
-        loader_rate, source = data_pipeline_rate(name, args.workers, args.data_batches, data_root, args.cache)
+        loader_rate, source = data_pipeline_rate(
+            size, batch_size, args.workers, args.data_batches, data_root, args.cache
+        )
         fp32_rate = None
         for precision in PRECISIONS:
-            plain = statistics.median(
-                images_per_second(plain_loop_times(name, batches, precision), batch_size, args.warmup)
-                for _ in range(args.repeats)
-            )
-            ours = statistics.median(
-                images_per_second(lightning_times(name, batches, precision), batch_size, args.warmup)
-                for _ in range(args.repeats)
-            )
+            plain_rates, our_rates = [], []
+            for _ in range(args.repeats):  # interleaved, so that drifts in machine speed hit both
+                plain_rates.append(
+                    images_per_second(plain_loop_times(name, batches, precision), batch_size, args.warmup)
+                )
+                our_rates.append(
+                    images_per_second(lightning_times(name, batches, precision), batch_size, args.warmup)
+                )
+            plain, ours = statistics.median(plain_rates), statistics.median(our_rates)
             fp32_rate = fp32_rate or ours
-            table.add_row(
+            row = (
                 name, str(size), str(batch_size), precision, f"{plain:.2f}", f"{ours:.2f}",
                 f"{ours / plain:.3f}", f"{ours / fp32_rate:.2f}", f"{loader_rate:.1f}", f"{loader_rate / ours:.1f}",
             )
+            print("row:", " | ".join(row), flush=True)  # partial results while the rest runs
+            table.add_row(*row)
     console = Console(width=200)
     console.print(table)
     console.print(

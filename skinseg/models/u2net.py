@@ -34,6 +34,17 @@ def upsample_to(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, size=reference.shape[-2:], mode="bilinear", align_corners=True)
 
 
+def encode(stages: nn.ModuleList, pool: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """Runs stages top to bottom, pooling before every stage but the first; returns each output."""
+    features = []
+    for index, stage in enumerate(stages):
+        if index > 0:
+            x = pool(x)
+        x = stage(x)
+        features.append(x)
+    return features
+
+
 class RSU(nn.Module):
     """Residual U-block of height L: a U-Net with L-1 encoder levels inside one stage.
 
@@ -67,14 +78,8 @@ class RSU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = self.conv_in(x)
-        skips = []
-        h = residual
-        for index, conv in enumerate(self.encoder):
-            if index > 0:
-                h = self.pool(h)
-            h = conv(h)
-            skips.append(h)
-        h = self.bottom(h)
+        skips = encode(self.encoder, self.pool, residual)
+        h = self.bottom(skips[-1])
         for index, (conv, skip) in enumerate(zip(self.decoder, reversed(skips))):
             if index > 0:  # the bottom level is not pooled, so it needs no upsampling
                 h = upsample_to(h, skip)
@@ -197,14 +202,7 @@ class U2Net(nn.Module):
         self.pool = nn.MaxPool2d(2, stride=2, ceil_mode=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        skips = []
-        h = x
-        for index, stage in enumerate(self.encoder):
-            if index > 0:
-                h = self.pool(h)
-            h = stage(h)
-            skips.append(h)
-
+        skips = encode(self.encoder, self.pool, x)
         decoded = [skips[-1]]
         h = skips[-1]
         for stage, skip in zip(reversed(self.decoder), reversed(skips[:-1])):
