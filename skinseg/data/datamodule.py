@@ -1,0 +1,156 @@
+"""The LightningDataModule over one or several folder datasets (or the synthetic demo)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, get_worker_info
+
+from skinseg.data.demo import DEMO_VERSION, generate_demo_dataset
+from skinseg.data.folder import FolderIndex, Sample, SkinDataset, describe
+from skinseg.data.io import DataError
+from skinseg.data.transforms import build_transform
+
+log = logging.getLogger(__name__)
+
+
+def seed_worker(worker_id: int) -> None:
+    """Gives each loader worker its own augmentation stream, derived from torch's seed.
+
+    albumentations draws from generators created when the pipeline was built; forked
+    workers would otherwise all repeat the same random choices.
+    """
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    info = get_worker_info()
+    info.dataset.transform.set_random_seed(seed)
+
+
+class SkinDataModule(L.LightningDataModule):
+    """Train/val loaders over folder datasets in the `images/` + `masks/` layout.
+
+    Args:
+        root: a dataset folder, or the parent of the folders named in `datasets`.
+        datasets: names of dataset folders under `root` to use together; None uses
+            `root` itself as the only dataset.
+        demo: parameters of the synthetic demo dataset (`seed`, `num_train`, `num_val`,
+            `min_size`, `max_size`); when given, it is generated under `root` on first
+            use and used instead of real data.
+        image_size: side of the square network input.
+        resize_mode: "squash" (stretch, as the original) or "letterbox" (pad).
+        batch_size: training batch size; `val_batch_size` defaults to it.
+        num_workers: loader processes (0 loads in the main process).
+        val_fraction: validation share for folders without splits.json.
+        resize_masks: accept masks of another size than their image (resized to it).
+        hflip: horizontal flip probability in training.
+        vflip: vertical flip probability in training.
+        cache_dir: where the verified dataset indexes are kept.
+        pin_memory: pin host memory (helps GPU training).
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        datasets: Sequence[str] | None = None,
+        demo: dict | None = None,
+        image_size: int = 320,
+        resize_mode: str = "squash",
+        batch_size: int = 8,
+        val_batch_size: int | None = None,
+        num_workers: int = 2,
+        val_fraction: float = 0.1,
+        resize_masks: bool = False,
+        hflip: float = 0.5,
+        vflip: float = 0.0,
+        cache_dir: str | os.PathLike | None = None,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+        if num_workers < 0:
+            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
+        self.train_transform = build_transform(image_size, resize_mode, True, hflip, vflip)
+        self.val_transform = build_transform(image_size, resize_mode, False)
+        self.indexes: list[FolderIndex] = []
+        self.train_set: SkinDataset | None = None
+        self.val_set: SkinDataset | None = None
+
+    def folders(self) -> list[tuple[str, Path]]:
+        """(name, folder) of every dataset this module reads."""
+        root = Path(self.hparams.root).expanduser()
+        if self.hparams.demo is not None:
+            settings = json.dumps(dict(self.hparams.demo), sort_keys=True)
+            digest = hashlib.sha1(settings.encode("utf-8")).hexdigest()[:8]
+            return [("demo", root / f"demo-v{DEMO_VERSION}-{digest}")]
+        if self.hparams.datasets:
+            return [(name, root / name) for name in self.hparams.datasets]
+        return [(root.resolve().name, root)]
+
+    @property
+    def dataset_names(self) -> list[str]:
+        """Names of the datasets, in the order of the `dataset` ids in batches."""
+        return [name for name, _ in self.folders()]
+
+    def prepare_data(self) -> None:
+        if self.hparams.demo is not None:
+            (_, folder), = self.folders()
+            generate_demo_dataset(folder, **dict(self.hparams.demo))
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        self.indexes = [
+            FolderIndex(
+                folder,
+                name=name,
+                val_fraction=self.hparams.val_fraction,
+                resize_masks=self.hparams.resize_masks,
+                cache_dir=self.hparams.cache_dir,
+            )
+            for name, folder in self.folders()
+        ]
+        train: list[Sample] = [s for index in self.indexes for s in index.split("train")]
+        val: list[Sample] = [s for index in self.indexes for s in index.split("val")]
+        counts = describe(train + val)
+        where = ", ".join(str(folder) for _, folder in self.folders())
+        if not train:
+            raise DataError(f"no training images in {where}; check splits.json or data.val_fraction")
+        if not val:
+            raise DataError(
+                f"no validation images in {where}; add a 'val' list to splits.json or set "
+                "data.val_fraction > 0"
+            )
+        log.info("datasets (train/val pairs): %s", counts)
+        self.train_transform.set_random_seed(torch.initial_seed() % 2**32)
+        self.train_set = SkinDataset(train, self.train_transform, self.dataset_names)
+        self.val_set = SkinDataset(val, self.val_transform, self.dataset_names)
+
+    def _loader(self, dataset: SkinDataset, batch_size: int, train: bool) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=train,
+            drop_last=train and len(dataset) > batch_size,
+            num_workers=workers,
+            pin_memory=self.hparams.pin_memory,
+            persistent_workers=workers > 0,
+            worker_init_fn=seed_worker if workers > 0 else None,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, self.hparams.batch_size, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        size = self.hparams.val_batch_size or self.hparams.batch_size
+        return self._loader(self.val_set, size, train=False)
