@@ -13,3 +13,11 @@ def test_training_benchmark_smoke(tmp_path, capsys, cache_dir):
     )
     output = capsys.readouterr().out
     assert "skinseg / plain" in output and "bf16-mixed" in output and "demo data" in output
+
+
+def test_augmentation_benchmark_smoke(capsys):
+    from skinseg.bench import augment as bench_augment
+
+    bench_augment.main(["--images", "2", "--workers", "1", "--repeats", "1", "--samples", "5", "--train-steps", "1"])
+    output = capsys.readouterr().out
+    assert "variants written/s" in output and "seed26 alone" in output

@@ -52,6 +52,14 @@ class SkinDataModule(L.LightningDataModule):
         resize_masks: accept masks of another size than their image (resized to it).
         hflip: horizontal flip probability in training.
         vflip: vertical flip probability in training.
+        rotate90: probability of a 90° or 270° turn in training.
+        crop: probability of a random resized crop (instead of the resize) in training.
+        crop_scale: (min, max) share of the image area a random crop covers.
+        augment: "seed26" (one of the original's 26 colour/occlusion variants or none,
+            per example and epoch) or "none".
+        sepia: "rgb" (correct) or "bgr" (the original's bluish) sepia in seed26.
+        lattice_reference: None draws seed26's lattices in pixels (the original); a size
+            scales them with the input.
         cache_dir: where the verified dataset indexes are kept.
         pin_memory: pin host memory (helps GPU training).
     """
@@ -70,6 +78,12 @@ class SkinDataModule(L.LightningDataModule):
         resize_masks: bool = False,
         hflip: float = 0.5,
         vflip: float = 0.0,
+        rotate90: float = 0.0,
+        crop: float = 0.0,
+        crop_scale: Sequence[float] = (0.25, 1.0),
+        augment: str = "seed26",
+        sepia: str = "rgb",
+        lattice_reference: int | None = None,
         cache_dir: str | os.PathLike | None = None,
         pin_memory: bool = False,
     ) -> None:
@@ -79,7 +93,19 @@ class SkinDataModule(L.LightningDataModule):
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         if num_workers < 0:
             raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
-        self.train_transform = build_transform(image_size, resize_mode, True, hflip, vflip)
+        self.train_transform = build_transform(
+            image_size,
+            resize_mode,
+            train=True,
+            hflip=hflip,
+            vflip=vflip,
+            rotate90=rotate90,
+            crop=crop,
+            crop_scale=crop_scale,
+            augment=augment,
+            sepia=sepia,
+            lattice_reference=lattice_reference,
+        )
         self.val_transform = build_transform(image_size, resize_mode, False)
         self.indexes: list[FolderIndex] = []
         self.train_set: SkinDataset | None = None

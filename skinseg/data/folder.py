@@ -46,7 +46,7 @@ class Sample:
     width: int
 
 
-def _list_by_stem(folder: Path) -> dict[str, Path]:
+def list_by_stem(folder: Path) -> dict[str, Path]:
     """Maps stem -> file for the supported image files in folder."""
     files: dict[str, Path] = {}
     duplicates = []
@@ -202,8 +202,8 @@ class FolderIndex:
 
     def _scan(self) -> list[Sample]:
         images_dir, masks_dir = self._check_layout()
-        images = _list_by_stem(images_dir)
-        masks = _list_by_stem(masks_dir)
+        images = list_by_stem(images_dir)
+        masks = list_by_stem(masks_dir)
         if not images:
             raise DataError(
                 f"{images_dir}: no images found (supported: {', '.join(IMAGE_EXTENSIONS)}); "
