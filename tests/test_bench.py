@@ -21,3 +21,11 @@ def test_augmentation_benchmark_smoke(capsys):
     bench_augment.main(["--images", "2", "--workers", "1", "--repeats", "1", "--samples", "5", "--train-steps", "1"])
     output = capsys.readouterr().out
     assert "variants written/s" in output and "seed26 alone" in output
+
+
+def test_classical_benchmark_smoke(capsys):
+    from skinseg.bench import classical as bench_classical
+
+    bench_classical.main(["--side", "64", "--repeats", "1"])
+    output = capsys.readouterr().out
+    assert "JPEG decode" in output and "ycbcr" in output and "icm" in output

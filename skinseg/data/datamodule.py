@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -12,14 +10,49 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, get_worker_info
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from skinseg.data.demo import DEMO_VERSION, generate_demo_dataset
-from skinseg.data.folder import FolderIndex, Sample, SkinDataset, describe
+from skinseg.data.folder import FolderIndex, Sample, dataset_folders, describe, load_pair
 from skinseg.data.io import DataError
 from skinseg.data.transforms import build_transform
 
 log = logging.getLogger(__name__)
+
+
+class SkinDataset(Dataset):
+    """Verified samples with an albumentations transform.
+
+    Args:
+        samples: pairs from one or several `FolderIndex`es.
+        transform: callable `transform(image=, mask=) -> {"image", "mask"}` on uint8 arrays.
+        dataset_names: names whose position is each sample's `dataset` id.
+
+    Items:
+        {"image": uint8 (3,H,W), "mask": uint8 (1,H,W), "dataset": int64 id, "stem": str}.
+        Scaling to [0,1] happens on the device, in the LightningModule (4x less to copy).
+    """
+
+    def __init__(self, samples: Sequence[Sample], transform, dataset_names: Sequence[str]) -> None:
+        self.samples = list(samples)
+        self.transform = transform
+        self.dataset_ids = {name: index for index, name in enumerate(dataset_names)}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.samples[index]
+        image, mask = load_pair(sample)
+        if self.transform is not None:
+            out = self.transform(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            "mask": torch.from_numpy(np.ascontiguousarray(mask))[None],
+            "dataset": self.dataset_ids[sample.dataset],
+            "stem": sample.stem,
+        }
+
 
 
 def seed_worker(worker_id: int) -> None:
@@ -107,20 +140,16 @@ class SkinDataModule(L.LightningDataModule):
             lattice_reference=lattice_reference,
         )
         self.val_transform = build_transform(image_size, resize_mode, False)
+        self._folders: list[tuple[str, Path]] | None = None
         self.indexes: list[FolderIndex] = []
         self.train_set: SkinDataset | None = None
         self.val_set: SkinDataset | None = None
 
     def folders(self) -> list[tuple[str, Path]]:
-        """(name, folder) of every dataset this module reads."""
-        root = Path(self.hparams.root).expanduser()
-        if self.hparams.demo is not None:
-            settings = json.dumps(dict(self.hparams.demo), sort_keys=True)
-            digest = hashlib.sha1(settings.encode("utf-8")).hexdigest()[:8]
-            return [("demo", root / f"demo-v{DEMO_VERSION}-{digest}")]
-        if self.hparams.datasets:
-            return [(name, root / name) for name in self.hparams.datasets]
-        return [(root.resolve().name, root)]
+        """(name, folder) of every dataset this module reads (generates the demo on first use)."""
+        if self._folders is None:
+            self._folders = dataset_folders(self.hparams.root, self.hparams.datasets, self.hparams.demo)
+        return self._folders
 
     @property
     def dataset_names(self) -> list[str]:
@@ -128,9 +157,7 @@ class SkinDataModule(L.LightningDataModule):
         return [name for name, _ in self.folders()]
 
     def prepare_data(self) -> None:
-        if self.hparams.demo is not None:
-            (_, folder), = self.folders()
-            generate_demo_dataset(folder, **dict(self.hparams.demo))
+        self.folders()
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

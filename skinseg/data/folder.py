@@ -1,5 +1,6 @@
 """Folder datasets: `ROOT/images/STEM.*` paired with `ROOT/masks/STEM.*` by stem.
 
+Pure numpy/OpenCV (no torch), so evaluation of classical methods can use it too.
 A folder is scanned once before training: every pair is decoded and checked (readable,
 same size), so bad files fail fast with one error that lists them all, never mid-epoch.
 The verified index is cached as JSON and reused while the files' sizes and modification
@@ -21,9 +22,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
+from skinseg.data.demo import DEMO_VERSION, generate_demo_dataset
 from skinseg.data.io import IMAGE_EXTENSIONS, DataError, read_image, read_mask
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def _read_splits(root: Path, stems: Sequence[str], val_fraction: float) -> dict[
     return assignment
 
 
-def _file_stamp(path: Path) -> list[int]:
+def file_stamp(path: Path) -> list[int]:
     stat = path.stat()
     return [stat.st_size, stat.st_mtime_ns]
 
@@ -223,7 +223,7 @@ class FolderIndex:
         to_verify = []
         for stem in splits:
             image_path, mask_path = images[stem], masks[stem]
-            stamp = {"image": _file_stamp(image_path), "mask": _file_stamp(mask_path)}
+            stamp = {"image": file_stamp(image_path), "mask": file_stamp(mask_path)}
             entry = cached.get(stem)
             if (
                 entry
@@ -279,6 +279,30 @@ class FolderIndex:
         ]
 
 
+def dataset_folders(
+    root: str | os.PathLike, datasets: Sequence[str] | None = None, demo: dict | None = None
+) -> list[tuple[str, Path]]:
+    """(name, folder) of each dataset a data config names; generates the demo set if asked.
+
+    Args:
+        root: a dataset folder, or the parent of the folders named in `datasets`.
+        datasets: folder names under root; None: root itself is the only dataset.
+        demo: demo-generator parameters; the demo set (generated under root on first use,
+            in a folder named by the generator version and a hash of the parameters)
+            replaces real data.
+    """
+    root = Path(root).expanduser()
+    if demo is not None:
+        settings = json.dumps(dict(demo), sort_keys=True)
+        digest = hashlib.sha1(settings.encode("utf-8")).hexdigest()[:8]
+        folder = root / f"demo-v{DEMO_VERSION}-{digest}"
+        generate_demo_dataset(folder, **dict(demo))
+        return [("demo", folder)]
+    if datasets:
+        return [(name, root / name) for name in datasets]
+    return [(root.resolve().name, root)]
+
+
 def load_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     """Reads a verified pair: image uint8 (H,W,3) RGB and mask uint8 (H,W), same size."""
     image = read_image(sample.image)
@@ -286,41 +310,6 @@ def load_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     if mask.shape != image.shape[:2]:
         mask = cv2.resize(mask, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
     return image, mask
-
-
-class SkinDataset(Dataset):
-    """Verified samples with an albumentations transform.
-
-    Args:
-        samples: pairs from one or several `FolderIndex`es.
-        transform: callable `transform(image=, mask=) -> {"image", "mask"}` on uint8 arrays.
-        dataset_names: names whose position is each sample's `dataset` id.
-
-    Items:
-        {"image": uint8 (3,H,W), "mask": uint8 (1,H,W), "dataset": int64 id, "stem": str}.
-        Scaling to [0,1] happens on the device, in the LightningModule (4x less to copy).
-    """
-
-    def __init__(self, samples: Sequence[Sample], transform, dataset_names: Sequence[str]) -> None:
-        self.samples = list(samples)
-        self.transform = transform
-        self.dataset_ids = {name: index for index, name in enumerate(dataset_names)}
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> dict:
-        sample = self.samples[index]
-        image, mask = load_pair(sample)
-        if self.transform is not None:
-            out = self.transform(image=image, mask=mask)
-            image, mask = out["image"], out["mask"]
-        return {
-            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
-            "mask": torch.from_numpy(np.ascontiguousarray(mask))[None],
-            "dataset": self.dataset_ids[sample.dataset],
-            "stem": sample.stem,
-        }
 
 
 def describe(samples: Sequence[Sample]) -> dict:
@@ -331,4 +320,4 @@ def describe(samples: Sequence[Sample]) -> dict:
     return counts
 
 
-__all__ = ["FolderIndex", "Sample", "SkinDataset", "describe", "load_pair"]
+__all__ = ["FolderIndex", "Sample", "dataset_folders", "describe", "list_by_stem", "load_pair"]

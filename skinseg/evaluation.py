@@ -1,0 +1,349 @@
+"""What `python evaluate.py` does: score methods and models on val splits, write the tables.
+
+Rows ("entries") are classical methods by registry name and trained models (Lightning
+checkpoints). Every entry predicts each validation image at its full resolution as a
+uint8 0-255 mask; `skinseg.metrics` scores it against the ground truth. Predictions
+and scores are cached per entry (keyed by its settings, or the checkpoint file's size
+and time), so a rerun with one more entry only computes that one. Classical methods
+and scoring run in worker processes; checkpoints run in the main process with torch.
+Results: one Markdown table per dataset and one for all images pooled, with CSV and
+JSON beside them (`results.md`, `results.csv`, `results.json`).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import json
+import os
+import platform
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+import skinseg
+from skinseg import metrics
+from skinseg.data.folder import Sample, file_stamp
+
+TABLE_COLUMNS = (("miou", "mIoU", 5), ("miou50", "mIoU@0.5", 5), ("mae", "MAE", 3), ("hce", "HCE", 1), ("f1", "F1", 5))
+POOLED = "all"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the result tables.
+
+    Attributes:
+        label: the row's name (a method name, or a checkpoint's run/file name).
+        kind: "classical" or "checkpoint".
+        target: method name or checkpoint path.
+        settings: what determines the predictions (method arguments; checkpoint stamp).
+    """
+
+    label: str
+    kind: str
+    target: str
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        """Cache folder name: label + hash of everything that determines the predictions."""
+        text = json.dumps([self.kind, self.target, self.settings, skinseg.__version__], sort_keys=True, default=str)
+        return f"{self.label}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+def classical_entries(names: Sequence[str], method_args: dict | None = None) -> tuple[list[Entry], dict[str, str]]:
+    """Entries for classical methods, and the skipped ones with the reason (not installed).
+
+    Raises:
+        KeyError: an unknown name (the message lists the valid ones).
+    """
+    from skinseg.classical import METHODS, create_method
+    from skinseg.classical.mediapipe import INSTALL_HINT, mediapipe_available
+
+    method_args = method_args or {}
+    unknown = [name for name in [*names, *method_args] if name not in METHODS]
+    if unknown:
+        raise KeyError(f"unknown classical methods {unknown}; valid names: {', '.join(sorted(METHODS))}")
+    entries, skipped = [], {}
+    for name in names:
+        if name == "mediapipe" and not mediapipe_available():
+            skipped[name] = f"not installed: {INSTALL_HINT}"
+            continue
+        settings = create_method(name, **method_args.get(name, {})).config()
+        entries.append(Entry(name, "classical", name, {"args": method_args.get(name, {}), "config": settings}))
+    return entries, skipped
+
+
+def checkpoint_entries(patterns: Sequence[str], search_root: str | os.PathLike = ".") -> list[Entry]:
+    """Entries for Lightning checkpoints given as paths or glob patterns.
+
+    Raises:
+        FileNotFoundError: a pattern matches nothing; the message lists checkpoints found
+            under `search_root`/logs.
+    """
+    entries = []
+    for pattern in patterns:
+        paths = sorted(glob.glob(str(Path(pattern).expanduser()), recursive=True))
+        if not paths:
+            found = sorted(glob.glob(str(Path(search_root) / "logs" / "**" / "*.ckpt"), recursive=True))
+            listing = "\n  ".join(found[-10:]) or "(none under logs/)"
+            raise FileNotFoundError(f"checkpoint {pattern!r} not found; checkpoints found:\n  {listing}")
+        for path in paths:
+            resolved = Path(path).resolve()
+            label = resolved.parent.parent.name if resolved.parent.name == "checkpoints" else resolved.stem
+            label = f"{label}/{resolved.stem}"
+            entries.append(Entry(label, "checkpoint", str(resolved), {"stamp": file_stamp(resolved)}))
+    return entries
+
+
+def prediction_path(cache_dir: Path, entry: Entry, sample: Sample) -> Path:
+    return cache_dir / "predictions" / entry.key / sample.dataset / f"{sample.stem}.png"
+
+
+def _write_mask(path: Path, mask: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
+    cv2.imwrite(str(temporary), mask)
+    os.replace(temporary, path)
+
+
+_METHODS: dict[str, Any] = {}
+
+
+def _prediction(entry: Entry, sample: Sample, cache_dir: Path, image_cache: list) -> tuple[np.ndarray, float | None]:
+    """The cached prediction, or a classical method's new one (written to the cache) and its time."""
+    path = prediction_path(cache_dir, entry, sample)
+    if path.exists():
+        return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), None
+    if entry.kind != "classical":
+        raise FileNotFoundError(f"no cached prediction {path} for {entry.label}")
+    if entry.key not in _METHODS:
+        from skinseg.classical import create_method
+
+        _METHODS[entry.key] = create_method(entry.target, **entry.settings["args"])
+    if not image_cache:
+        from skinseg.data.io import read_image
+
+        image_cache.append(read_image(sample.image))
+    start = time.perf_counter()
+    prediction = _METHODS[entry.key].predict(image_cache[0])
+    seconds = time.perf_counter() - start
+    _write_mask(path, prediction)
+    return prediction, seconds
+
+
+def _score_sample(entries: Sequence[Entry], sample: Sample, cache_dir: str) -> list[dict]:
+    """Scores one image for several entries (reading it and skeletonising its truth once)."""
+    from skinseg.data.io import read_mask
+
+    truth = read_mask(sample.mask)
+    skeleton = metrics.hce_skeleton(truth)
+    image_cache: list = []
+    scores = []
+    for entry in entries:
+        prediction, seconds = _prediction(entry, sample, Path(cache_dir), image_cache)
+        if prediction.shape != truth.shape:
+            raise ValueError(f"{entry.label} predicted {prediction.shape} for {sample.image}, truth is {truth.shape}")
+        score = metrics.score_image(prediction, truth, gt_skeleton=skeleton)
+        scores.append({"entry": entry.label, "stem": sample.stem, "dataset": sample.dataset, "seconds": seconds, **score})
+    return scores
+
+
+def predict_checkpoint(entry: Entry, samples: Sequence[Sample], cache_dir: Path, progress=None) -> None:
+    """Writes the missing full-resolution predictions of a checkpoint (torch, main process)."""
+    todo = [s for s in samples if not prediction_path(cache_dir, entry, s).exists()]
+    if not todo:
+        return
+    from skinseg.inference.torch_session import TorchSession
+    from skinseg.data.io import read_image
+
+    predictor = TorchSession(entry.target)
+    task = progress.add_task(f"predicting {entry.label}", total=len(todo)) if progress else None
+    for sample in todo:
+        _write_mask(prediction_path(cache_dir, entry, sample), predictor.predict(read_image(sample.image)))
+        if progress:
+            progress.advance(task)
+
+
+def _load_cached_scores(path: Path, samples: Sequence[Sample]) -> dict[str, dict]:
+    """Scores cached for these samples whose ground truth is unchanged."""
+    if not path.exists():
+        return {}
+    try:
+        cached = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}
+    if cached.get("metrics_version") != metrics.METRICS_VERSION:
+        return {}
+    stamps = {s.stem: file_stamp(Path(s.mask)) for s in samples}
+    return {
+        stem: score
+        for stem, score in cached.get("scores", {}).items()
+        if stem in stamps and score.get("mask_stamp") == stamps[stem]
+    }
+
+
+def evaluate(
+    entries: Sequence[Entry],
+    samples: Sequence[Sample],
+    cache_dir: str | os.PathLike,
+    workers: int = 2,
+    progress: bool = True,
+) -> dict[str, list[dict]]:
+    """Per-image scores of every entry on every sample: {entry label: [score dicts]}."""
+    from rich.progress import Progress
+
+    cache_dir = Path(cache_dir)
+    results: dict[str, list[dict]] = {}
+    with Progress(disable=not progress) as bar:
+        pending: dict[str, list[Entry]] = {}  # sample key -> entries still to score on it
+        for entry in entries:
+            if entry.kind == "checkpoint":
+                predict_checkpoint(entry, samples, cache_dir, bar)
+            results[entry.label] = []
+            for dataset in sorted({s.dataset for s in samples}):
+                group = [s for s in samples if s.dataset == dataset]
+                cached = _load_cached_scores(cache_dir / "predictions" / entry.key / dataset / "scores.json", group)
+                results[entry.label] += cached.values()
+                for sample in group:
+                    if sample.stem not in cached:
+                        pending.setdefault(f"{dataset}/{sample.stem}", []).append(entry)
+        by_key = {f"{s.dataset}/{s.stem}": s for s in samples}
+        task = bar.add_task("scoring", total=sum(len(todo) for todo in pending.values()))
+        context = get_context("spawn")  # workers import numpy/OpenCV only, never a forked torch
+        with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=context) as pool:
+            futures = {
+                pool.submit(_score_sample, todo, by_key[key], str(cache_dir)): by_key[key] for key, todo in pending.items()
+            }
+            for future in as_completed(futures):
+                stamp = file_stamp(Path(futures[future].mask))
+                for score in future.result():
+                    results[score.pop("entry")].append({**score, "mask_stamp": stamp})
+                    bar.advance(task)
+    for entry in entries:
+        for dataset in {s.dataset for s in samples}:
+            scores = {r["stem"]: r for r in results[entry.label] if r["dataset"] == dataset}
+            path = cache_dir / "predictions" / entry.key / dataset / "scores.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"metrics_version": metrics.METRICS_VERSION, "scores": scores}))
+    return results
+
+
+def summarise_results(results: dict[str, list[dict]]) -> dict[str, dict[str, dict]]:
+    """{dataset or "all": {entry label: dataset figures (metrics.summarise + seconds per image)}}."""
+    tables: dict[str, dict[str, dict]] = {}
+    for label, scores in results.items():
+        datasets = sorted({score["dataset"] for score in scores})
+        for dataset in [*datasets, POOLED]:
+            subset = [s for s in scores if dataset == POOLED or s["dataset"] == dataset]
+            if not subset:
+                continue
+            figures = metrics.summarise(subset)
+            timed = [s["seconds"] for s in subset if s.get("seconds") is not None]
+            figures["seconds_per_image"] = float(np.mean(timed)) if timed else None
+            tables.setdefault(dataset, {})[label] = figures
+    return tables
+
+
+def markdown_table(figures: dict[str, dict]) -> str:
+    """Rows = entries (best mIoU first), columns = mIoU, mIoU@0.5, MAE, HCE, F1."""
+    header = "| method | " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " | images |"
+    rule = "|---|" + "---:|" * (len(TABLE_COLUMNS) + 1)
+    rows = [header, rule]
+    for label, values in sorted(figures.items(), key=lambda item: -item[1]["miou"]):
+        cells = [f"{values[key]:.{digits}f}" for key, _, digits in TABLE_COLUMNS]
+        rows.append(f"| {label} | " + " | ".join(cells) + f" | {values['images']} |")
+    return "\n".join(rows)
+
+
+def write_results(
+    tables: dict[str, dict[str, dict]],
+    output_dir: str | os.PathLike,
+    meta: dict[str, Any],
+    skipped: dict[str, str] | None = None,
+) -> list[Path]:
+    """Writes results.md, results.csv and results.json into output_dir; returns their paths."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"# Evaluation on {meta['data']} ({meta['split']} split)",
+        "",
+        f"{meta['date']}, skinseg {skinseg.__version__}, {meta['machine']}; "
+        f"{meta['wall_time_s']:.1f} s. Full-resolution masks on the 0-255 scale: mIoU as the original "
+        "(bitwise AND/OR of soft masks), mIoU@0.5, MAE (0-255, pooled over pixels), HCE (relax 5, "
+        "RDP epsilon 2), F1 at 128 (mean over images).",
+        "",
+    ]
+    ordered = [name for name in sorted(tables) if name != POOLED] + ([POOLED] if POOLED in tables else [])
+    for dataset in ordered:
+        title = "All datasets pooled (mean over images)" if dataset == POOLED else dataset
+        lines += [f"## {title}", "", markdown_table(tables[dataset]), ""]
+    if skipped:
+        lines += ["Skipped:", ""] + [f"- {name}: {reason}" for name, reason in skipped.items()] + [""]
+    paths = [output_dir / "results.md", output_dir / "results.csv", output_dir / "results.json"]
+    paths[0].write_text("\n".join(lines))
+    columns = ["miou", "miou50", "mae", "mae_per_image", "hce", "f1", "precision", "recall",
+               "pooled_precision", "pooled_recall", "pooled_f1", "images", "seconds_per_image"]
+    with open(paths[1], "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["dataset", "method", *columns])
+        for dataset in ordered:
+            for label, values in tables[dataset].items():
+                writer.writerow([dataset, label, *[values.get(column) for column in columns]])
+    paths[2].write_text(json.dumps({"meta": meta, "skipped": skipped or {}, "tables": tables}, indent=2))
+    return paths
+
+
+def machine_description() -> str:
+    """CPU model and core count, for the tables' header."""
+    from skinseg.bench.train import cpu_name
+
+    return f"{cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+def run(cfg) -> dict[str, Any]:
+    """evaluate.py's body: build the entries and samples from the Hydra config, evaluate, write."""
+    from rich.console import Console
+
+    from skinseg.data.folder import FolderIndex, dataset_folders
+
+    start = time.perf_counter()
+    entries, skipped = classical_entries(list(cfg.methods), dict(cfg.get("method_args") or {}))
+    entries += checkpoint_entries(list(cfg.checkpoints or []), cfg.paths.root_dir)
+    if not entries:
+        raise ValueError("nothing to evaluate: set methods=[...] and/or checkpoints=[...]")
+    folders = dataset_folders(cfg.data.root, cfg.data.get("datasets"), cfg.data.get("demo"))
+    samples = [
+        sample
+        for name, folder in folders
+        for sample in FolderIndex(
+            folder, name=name, val_fraction=cfg.data.val_fraction, resize_masks=cfg.data.resize_masks,
+            cache_dir=cfg.paths.cache_dir,
+        ).split(cfg.split)
+    ]
+    if not samples:
+        raise ValueError(f"no {cfg.split!r} images in {[str(folder) for _, folder in folders]}")
+    results = evaluate(entries, samples, cfg.paths.cache_dir, workers=cfg.workers, progress=cfg.progress)
+    tables = summarise_results(results)
+    meta = {
+        "data": cfg.data_name,
+        "split": cfg.split,
+        "datasets": {name: str(folder) for name, folder in folders},
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": machine_description(),
+        "wall_time_s": time.perf_counter() - start,
+    }
+    paths = write_results(tables, cfg.output_dir, meta, skipped)
+    console = Console(width=120)
+    console.print((Path(cfg.output_dir) / "results.md").read_text(), markup=False)
+    console.print(f"wrote {', '.join(str(p) for p in paths)}")
+    return {"tables": tables, "paths": paths, "skipped": skipped}

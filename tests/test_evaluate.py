@@ -1,0 +1,84 @@
+"""evaluate.py end to end on demo data: tables written, caches reused, clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import open_dict
+
+from skinseg.evaluation import checkpoint_entries, classical_entries, run
+from skinseg.training import train
+
+from .conftest import CONFIGS, PUBLIC_DATA, ROOT
+
+TINY_DEMO = ["data.demo.num_train=4", "data.demo.num_val=6", "data.demo.min_size=48", "data.demo.max_size=64"]
+
+
+@pytest.fixture
+def eval_cfg(tmp_path, cache_dir):
+    def make(overrides):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+            cfg = compose("evaluate", overrides=[*TINY_DEMO, "progress=false", *overrides])
+        with open_dict(cfg):
+            cfg.paths.root_dir = str(ROOT)
+            cfg.paths.cache_dir = str(cache_dir)
+            cfg.paths.data_dir = str(PUBLIC_DATA)
+            cfg.data_name = "demo"
+            cfg.output_dir = str(tmp_path / "results")
+        return cfg
+
+    return make
+
+
+def test_classical_methods_on_demo_data(eval_cfg, tmp_path):
+    out = run(eval_cfg(["methods=[hsv,ellipse]"]))
+    table = (tmp_path / "results" / "results.md").read_text()
+    assert "## demo" in table and "## All datasets pooled" in table
+    assert "| hsv |" in table and "| ellipse |" in table and "mIoU@0.5" in table and "HCE" in table
+    rows = (tmp_path / "results" / "results.csv").read_text().splitlines()
+    assert rows[0].startswith("dataset,method,miou,miou50,mae") and len(rows) == 1 + 2 * 2
+    data = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert data["tables"]["demo"]["hsv"]["images"] == 6
+    assert 0 <= out["tables"]["all"]["ellipse"]["miou"] <= 1
+
+
+def test_a_rerun_with_one_more_method_reuses_the_others(eval_cfg, cache_dir):
+    run(eval_cfg(["methods=[hsv]"]))
+    predictions = sorted((cache_dir / "predictions").glob("hsv-*/demo/*.png"))
+    stamps = {p: p.stat().st_mtime_ns for p in predictions}
+    out = run(eval_cfg(["methods=[hsv,ycbcr]"]))
+    assert {p: p.stat().st_mtime_ns for p in predictions} == stamps
+    assert set(out["tables"]["demo"]) == {"hsv", "ycbcr"}
+
+
+def test_unknown_method_and_missing_checkpoint_are_clear(tmp_path):
+    with pytest.raises(KeyError, match="valid names: .*hsv"):
+        classical_entries(["hsv", "skin_gpt"])
+    with pytest.raises(FileNotFoundError, match="not found; checkpoints found"):
+        checkpoint_entries([str(tmp_path / "missing.ckpt")], tmp_path)
+
+
+def test_mediapipe_is_listed_as_skipped_when_absent(eval_cfg, tmp_path):
+    from skinseg.classical.mediapipe import mediapipe_available
+
+    if mediapipe_available():
+        pytest.skip("mediapipe is installed here")
+    out = run(eval_cfg(["methods=[hsv,mediapipe]"]))
+    assert "mediapipe" in out["skipped"] and "pip install" in out["skipped"]["mediapipe"]
+    assert "Skipped:" in (tmp_path / "results" / "results.md").read_text()
+
+
+def test_a_trained_checkpoint_is_evaluated(eval_cfg, cfg_factory, tmp_path):
+    summary = train(cfg_factory([
+        "model=dlmv", "+model.net.width_mult=0.25", "+model.net.aspp_channels=8",
+        "data.demo.num_train=8", "data.demo.num_val=4", "data.image_size=64", "data.batch_size=4",
+        "data.num_workers=0", "trainer.max_epochs=1", "callbacks.rich_progress_bar=null", "logger=csv",
+    ]))
+    checkpoint = summary["best_checkpoint"]
+    out = run(eval_cfg(["methods=[hsv]", f"checkpoints=[{checkpoint}]"]))
+    labels = set(out["tables"]["demo"])
+    assert "hsv" in labels and any(label.endswith(checkpoint.split("/")[-1][:-5]) for label in labels)
