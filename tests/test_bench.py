@@ -29,3 +29,13 @@ def test_classical_benchmark_smoke(capsys):
     bench_classical.main(["--side", "64", "--repeats", "1"])
     output = capsys.readouterr().out
     assert "JPEG decode" in output and "ycbcr" in output and "icm" in output
+
+
+def test_inference_benchmark_smoke(capsys, tmp_path):
+    from skinseg.bench import inference as bench_inference
+
+    bench_inference.main(["--models", "dlmv", "--sizes", "64", "--runs", "1", "--no-compile", "--engines", "qnnpack",
+                          "--out", str(tmp_path)])
+    output = capsys.readouterr().out
+    assert "ONNX Runtime int8 QDQ (qnnpack)" in output and "torch inference_mode" in output
+    assert (tmp_path / "inference_speed.md").read_text().count("| dlmv | 64 |") == 4

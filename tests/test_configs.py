@@ -66,6 +66,19 @@ def test_debug_configs(cfg_factory, debug):
     instantiate(cfg.trainer, _convert_="all")
 
 
+@pytest.mark.parametrize("engine", options("qat"))
+@pytest.mark.parametrize("model", options("model"))
+def test_qat_configs(cfg_factory, engine, model):
+    from skinseg.quant import QuantizationAwareTraining
+
+    cfg = cfg_factory([f"qat={engine}", f"model={model}"])
+    callbacks = {type(callback) for callback in instantiate_list(cfg.callbacks)}
+    assert QuantizationAwareTraining in callbacks and cfg.callbacks.qat.engine == engine
+    assert cfg.trainer.precision == "32-true"
+    instantiate(cfg.trainer, _convert_="all")
+    instantiate(cfg.model, _convert_="all")
+
+
 @pytest.mark.parametrize("experiment", options("experiment"))
 def test_experiment_configs(cfg_factory, experiment):
     cfg = cfg_factory([f"experiment={experiment}"])

@@ -1,11 +1,17 @@
-"""Inference: run trained models on images (TorchSession for checkpoints).
+"""Inference: run exported models (Session, ONNX Runtime) and checkpoints (TorchSession) on images.
 
-`TorchSession` imports torch when used; this package itself imports nothing heavy.
+Names are imported on first use: `Session` and `predict_tiled` need only onnxruntime,
+numpy, Pillow and OpenCV; `TorchSession` imports torch. This package itself imports
+nothing heavy.
 """
 
 from importlib import import_module
 
-_EXPORTS = {"TorchSession": "skinseg.inference.torch_session"}
+_EXPORTS = {
+    "Session": "skinseg.inference.session",
+    "TorchSession": "skinseg.inference.torch_session",
+    "predict_tiled": "skinseg.inference.tiling",
+}
 
 __all__ = sorted(_EXPORTS)
 

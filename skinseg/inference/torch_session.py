@@ -3,52 +3,62 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from skinseg.data.transforms import resize_transforms
-from skinseg.module import SkinSegModule
+from skinseg.checkpoints import load_network
+from skinseg.inference.processing import Predictor
+from skinseg.models.head import ProbabilityHead
 
 
-class TorchSession:
-    """Predicts skin masks with a skinseg checkpoint, preprocessing as in its training.
+class TorchSession(Predictor):
+    """Predicts skin masks with a skinseg checkpoint; the same API and processing as `Session`.
 
-    Pre-processing: resize to the checkpoint's input size with its resize mode (squash or
-    letterbox, from the run's config), scale to [0,1] (and normalise if the model was
-    trained so). Post-processing: sigmoid, undo the letterbox padding, bilinear resize to
-    the input's size, x255 rounded to uint8.
+    The checkpoint's network is wrapped as its ONNX export is (`ProbabilityHead`: images
+    in [0,1], the training mean/std inside, sigmoid probabilities out), and images go
+    through the steps listed on `skinseg.inference.session.Session`. Defaults reproduce
+    the checkpoint's training preprocessing: its input size and resize mode (squash or
+    letterbox, from the run's config), and no min-max rescaling. So `Session` on the
+    exported ONNX of a checkpoint, with `normalize="none"`, gives the same masks.
+    Training resized with area/linear interpolation; both sessions use Lanczos as the
+    original's Session did.
+
+    Only the network is built (`skinseg.checkpoints.load_network`, no Lightning module);
+    a QAT checkpoint runs its fake-quantized graph (int8 arithmetic simulated in float).
 
     Args:
         checkpoint: a skinseg/Lightning `.ckpt` file (loaded with `weights_only=True`).
-        device: torch device for the model.
-        input_size: override the checkpoint's input size.
+        device: torch device for the network.
+        size: network input side (default: the checkpoint's `input_size`).
+        resize: "squash" or "letterbox" (default: the checkpoint's `data.resize_mode`).
+        normalize: "none" (probabilities) or "minmax" (the original's rescaling).
+        postprocess: the original's open + Gaussian clean-up.
+
+    Raises:
+        FileNotFoundError: no file at checkpoint.
+        ValueError: the file is not a skinseg checkpoint.
     """
 
-    def __init__(self, checkpoint: str | os.PathLike, device: str = "cpu", input_size: int | None = None) -> None:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {path} not found")
-        self.module = SkinSegModule.load_from_checkpoint(path, map_location=device, weights_only=True).eval()
-        state = torch.load(path, map_location="cpu", weights_only=True).get("skinseg", {})
-        data_config = (state.get("config") or {}).get("data", {})
-        self.resize_mode = data_config.get("resize_mode", "squash")
-        self.input_size = int(input_size or self.module.hparams.input_size)
+    def __init__(
+        self,
+        checkpoint: str | os.PathLike,
+        device: str = "cpu",
+        size: int | None = None,
+        resize: str | None = None,
+        normalize: str = "none",
+        postprocess: bool = False,
+    ) -> None:
+        trained = load_network(checkpoint)
         self.device = torch.device(device)
-        self.resize = resize_transforms(self.input_size, self.resize_mode)[0]  # Resize or LongestMaxSize
+        head = ProbabilityHead(trained.net, trained.hparams.get("input_mean"), trained.hparams.get("input_std"))
+        self.model = head.to(self.device).eval()
+        self._configure(
+            size or trained.hparams.get("input_size", 320), resize or trained.resize_mode, normalize, postprocess
+        )
 
     @torch.inference_mode()
-    def predict(self, image: np.ndarray) -> np.ndarray:
-        """RGB uint8 (H,W,3) -> uint8 (H,W) skin mask on 0-255."""
-        height, width = image.shape[:2]
-        resized = self.resize(image=image)["image"]
-        inner_h, inner_w = resized.shape[:2]
-        canvas = np.zeros((self.input_size, self.input_size, 3), np.uint8)
-        canvas[:inner_h, :inner_w] = resized  # letterbox pads bottom/right, as in training
-        batch = torch.from_numpy(canvas).permute(2, 0, 1)[None].to(self.device)
-        logits = self.module(batch)
-        probability = torch.sigmoid(logits.float())[0, 0, :inner_h, :inner_w].cpu().numpy()
-        probability = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
-        return np.clip(np.rint(probability * 255), 0, 255).astype(np.uint8)
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """float32 images (B,3,H,W) in [0,1] -> probabilities float32 (B,1,H,W)."""
+        batch = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(self.device)
+        return self.model(batch).float().cpu().numpy()

@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from skinseg.models.dlmv import DLMV
+from skinseg.models.head import ProbabilityHead
 from skinseg.models.u2net import U2Net
 from skinseg.models.u2netp import U2NetP
 
@@ -31,4 +32,4 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     return model_class(**kwargs)
 
 
-__all__ = ["DLMV", "MODELS", "U2Net", "U2NetP", "create_model"]
+__all__ = ["DLMV", "MODELS", "ProbabilityHead", "U2Net", "U2NetP", "create_model"]

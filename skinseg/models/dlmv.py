@@ -16,6 +16,18 @@ from torchvision.models import mobilenet_v3_large
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
 
+class LogitUpsample(nn.Module):
+    """Bilinear upsampling of logits (B,C,h,w) to a reference's (H,W) (no parameters).
+
+    A module of its own so that int8 quantization keeps it in float (`operates_on_logits`).
+    """
+
+    operates_on_logits = True
+
+    def forward(self, logits: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(logits, size=reference.shape[-2:], mode="bilinear", align_corners=False)
+
+
 class DLMV(nn.Module):
     """DeepLabV3 head (ASPP) on a dilated MobileNetV3-Large (output stride 16).
 
@@ -56,7 +68,7 @@ class DLMV(nn.Module):
             nn.ReLU(),
             nn.Conv2d(aspp_channels, num_classes, 1),
         )
+        self.upsample = LogitUpsample()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.classifier(self.backbone(x))
-        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return self.upsample(self.classifier(self.backbone(x)), x)

@@ -137,6 +137,24 @@ def make_stage(height: int, in_channels: int, mid_channels: int, out_channels: i
     return RSU(height, in_channels, mid_channels, out_channels)
 
 
+class SideAlignment(nn.Module):
+    """Brings side logits to the top side's size and stacks them (no parameters).
+
+    A module of its own so that int8 quantization can keep this logit path in float
+    (`operates_on_logits`, see skinseg.quant.fx).
+
+    Forward:
+        sides: list of (B,C,h_i,w_i), top first -> (stacked (B,C·n,H,W), list of the
+        n sides at (B,C,H,W)).
+    """
+
+    operates_on_logits = True
+
+    def forward(self, sides: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        aligned = [sides[0]] + [upsample_to(side, sides[0]) for side in sides[1:]]
+        return torch.cat(aligned, dim=1), aligned
+
+
 class U2Net(nn.Module):
     """U²Net with six RSU stages down, five up, six side heads and a fuse convolution.
 
@@ -198,6 +216,7 @@ class U2Net(nn.Module):
         self.side_heads = nn.ModuleList(
             [nn.Conv2d(channels, num_classes, 3, padding=1) for channels in side_inputs]
         )
+        self.align_sides = SideAlignment()
         self.fuse = nn.Conv2d(len(side_inputs) * num_classes, num_classes, 1)
         self.pool = nn.MaxPool2d(2, stride=2, ceil_mode=True)
 
@@ -210,10 +229,9 @@ class U2Net(nn.Module):
             decoded.append(h)
         decoded.reverse()  # top stage first, the bottom encoder stage last
 
-        top = decoded[0]
         sides = [head(feature) for head, feature in zip(self.side_heads, decoded)]
-        sides = [sides[0]] + [upsample_to(side, top) for side in sides[1:]]
-        fused = self.fuse(torch.cat(sides, dim=1))
+        stacked, sides = self.align_sides(sides)
+        fused = self.fuse(stacked)
         if self.training:
             return (fused, *sides)
         return fused

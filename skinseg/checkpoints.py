@@ -1,0 +1,78 @@
+"""Reading a trained network out of a skinseg checkpoint, without building the LightningModule."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from skinseg.models import create_model
+from skinseg.quant.fx import CHECKPOINT_KEY, load_qat_network
+
+
+@dataclass
+class TrainedNetwork:
+    """A checkpoint's network and what it was trained with.
+
+    Attributes:
+        net: the float network, or a QAT checkpoint's fake-quantized FX graph (eval mode).
+        hparams: the module's hyper-parameters (`net`, `input_size`, `input_mean`, ...).
+        run_config: the resolved Hydra config of the run ({} if not recorded).
+        extras: the checkpoint's "skinseg" entry (best_metrics, dataset_names, ...).
+        quantization: {"method": "qat", "engine": ..., "size": ...} for QAT checkpoints, else None.
+    """
+
+    net: nn.Module
+    hparams: dict[str, Any]
+    run_config: dict[str, Any]
+    extras: dict[str, Any]
+    quantization: dict[str, Any] | None
+
+    @property
+    def resize_mode(self) -> str:
+        """"squash" or "letterbox", as the run's data config resized images."""
+        return (self.run_config.get("data") or {}).get("resize_mode", "squash")
+
+
+def load_network(path: str | os.PathLike) -> TrainedNetwork:
+    """Loads a skinseg/Lightning `.ckpt` (`weights_only=True`) into its network.
+
+    Loading touches no random generator and needs none of the files the run's config
+    names (e.g. `model.pretrained`).
+
+    Raises:
+        FileNotFoundError: no file at path.
+        ValueError: the file is not a skinseg checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path}: no such file")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    hparams = state.get("hyper_parameters") if isinstance(state, dict) else None
+    if not hparams or "net" not in hparams or "state_dict" not in state:
+        raise ValueError(f"{path} is not a skinseg checkpoint (no hyper_parameters.net / state_dict)")
+    weights = {key[4:]: value for key, value in state["state_dict"].items() if key.startswith("net.")}
+    quantization = state.get(CHECKPOINT_KEY)
+    if quantization:
+        net = load_qat_network(hparams["net"], weights, quantization)
+    else:
+        net = create_model(**hparams["net"])
+        net.load_state_dict(weights)
+    extras = state.get("skinseg") or {}
+    return TrainedNetwork(net.eval(), dict(hparams), extras.get("config") or {}, extras, quantization)
+
+
+def newest_checkpoint(log_dir: str | os.PathLike = "logs") -> Path:
+    """The most recently written best checkpoint under `log_dir` (`**/checkpoints/best-*.ckpt`).
+
+    Raises:
+        FileNotFoundError: there is none; the message says how to make or name one.
+    """
+    found = sorted(Path(log_dir).glob("**/checkpoints/best-*.ckpt"), key=lambda path: path.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(f"no best-*.ckpt under {log_dir}/: train one (python train.py) or pass --ckpt PATH")
+    return found[-1]

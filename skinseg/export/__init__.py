@@ -1,0 +1,1 @@
+"""Export: ONNX files with a parity check and a model card, and fvcore FLOP tables."""

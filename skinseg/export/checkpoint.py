@@ -1,0 +1,295 @@
+"""Exporting a trained checkpoint: ONNX fp32, int8 per quantization engine, checks, model card.
+
+`export_checkpoint` writes, into the output folder:
+- `<name>.onnx`: fp32, opset 17, dynamic batch/height/width, images in [0,1] ->
+  probabilities; checked against PyTorch on validation images (max |Δp| <= 1e-4);
+- per engine: `<name>.<engine>.int8.onnx` (QDQ, for ONNX Runtime) and
+  `<name>.<engine>.int8.pt` (the PyTorch int8 state, `skinseg.quant.load_int8`), by
+  post-training static quantization calibrated on training images, or by converting a
+  QAT checkpoint (which then exports only its own engine, and no fp32 file);
+- `<name>.json`: the model card (architecture, input size, pre-processing, training data,
+  validation metrics, files with sizes and SHA-256, parity, int8 agreement and mIoU).
+Existing files are never replaced unless `overwrite=True`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+
+import skinseg
+from skinseg.checkpoints import TrainedNetwork, load_network
+from skinseg.data.folder import FolderIndex, Sample, dataset_folders, load_pair
+from skinseg.data.io import read_image
+from skinseg.data.transforms import resize_transforms
+from skinseg.export.onnx import OPSET, export_onnx, onnx_probabilities
+from skinseg.metrics import iou_at_half, soft_iou
+from skinseg.models.head import ProbabilityHead
+from skinseg.quant.fx import ENGINES, calibrate, convert, prepare_ptq, quantized_engine, quiet_quantization, save_int8
+
+PARITY_TOLERANCE = 1e-4
+INT8_PARITY_TOLERANCE = 0.02  # mean |Δp| of ONNX Runtime int8 vs PyTorch int8 (requantization rounding differs)
+Progress = Callable[[str], None]
+
+
+def set_metadata(path: str | os.PathLike, values: dict[str, Any]) -> None:
+    """Stores key/value strings in an ONNX file's metadata_props (read by inference.Session)."""
+    model = onnx.load(str(path))
+    existing = {prop.key: prop for prop in model.metadata_props}
+    for key, value in values.items():
+        prop = existing.get(key) or model.metadata_props.add()
+        prop.key, prop.value = key, str(value)
+    onnx.save(model, str(path))
+
+
+def sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_samples(run_config: dict, split: str, data_dirs: Sequence[str] | None = None) -> list[Sample]:
+    """The samples of a split: from `data_dirs` (folder datasets), else from the run's data config."""
+    if data_dirs:
+        folders = [(Path(d).resolve().name, Path(d)) for d in data_dirs]
+        val_fraction, resize_masks = 0.1, True
+    else:
+        data = run_config.get("data")
+        if not data:
+            raise ValueError("the checkpoint records no data config; give --data DIR [DIR ...]")
+        folders = dataset_folders(data["root"], data.get("datasets"), data.get("demo"))
+        val_fraction, resize_masks = data.get("val_fraction", 0.1), data.get("resize_masks", False)
+    return [
+        sample
+        for name, folder in folders
+        for sample in FolderIndex(folder, name=name, val_fraction=val_fraction, resize_masks=resize_masks).split(split)
+    ]
+
+
+def model_inputs(samples: Sequence[Sample], size: int, resize_mode: str) -> np.ndarray:
+    """float32 (N,3,size,size) in [0,1]: the images resized as in training (squash or letterbox)."""
+    resize = resize_transforms(size, resize_mode)
+    batch = np.zeros((len(samples), 3, size, size), np.float32)
+    for index, sample in enumerate(samples):
+        image = read_image(sample.image)
+        for step in resize:
+            image = step(image=image)["image"]
+        batch[index, :, : image.shape[0], : image.shape[1]] = image.transpose(2, 0, 1) / 255.0
+    return batch
+
+
+def validation_scores(predictors: dict[str, Any], samples: Sequence[Sample], reference: str,
+                      progress: Progress | None = None) -> dict[str, dict[str, float]]:
+    """mIoU, mIoU@0.5 and agreement with `reference` of each predictor's masks, at full resolution.
+
+    Args:
+        predictors: label -> object with `predict(rgb) -> uint8 (H,W)` (Session, TorchSession).
+        samples: validation pairs.
+        reference: the label the others are compared with (the fp32 model).
+
+    Returns:
+        label -> {"miou", "miou_at_half", "mean_abs_diff" (0-1, vs reference), "same_decision"
+        (fraction of pixels on the same side of 0.5 as the reference)}.
+    """
+    sums = {label: np.zeros(4) for label in predictors}
+    for index, sample in enumerate(samples):
+        image, gt = load_pair(sample)
+        masks = {label: predictor.predict(image) for label, predictor in predictors.items()}
+        for label, mask in masks.items():
+            difference = np.abs(mask.astype(np.int16) - masks[reference]).mean() / 255
+            same = np.mean((mask >= 128) == (masks[reference] >= 128))
+            sums[label] += (soft_iou(mask, gt), iou_at_half(mask, gt), difference, same)
+        if progress:
+            progress(f"validation {index + 1}/{len(samples)}")
+    keys = ("miou", "miou_at_half", "mean_abs_diff", "same_decision")
+    return {label: dict(zip(keys, (total / max(1, len(samples))).tolist(), strict=True)) for label, total in sums.items()}
+
+
+def planned_files(out_dir: Path, name: str, engines: Sequence[str], with_fp32: bool) -> list[Path]:
+    files = [out_dir / f"{name}.json"] + ([out_dir / f"{name}.onnx"] if with_fp32 else [])
+    return files + [out_dir / f"{name}.{engine}.int8.{ext}" for engine in engines for ext in ("onnx", "pt")]
+
+
+def export_int8(trained: TrainedNetwork, engine: str, size: int, calibration: np.ndarray, onnx_path: Path,
+                pt_path: Path) -> ProbabilityHead:
+    """Quantizes (PTQ with `calibration`, or converts the QAT graph), writes both files; returns the int8 head."""
+    mean, std = trained.hparams.get("input_mean"), trained.hparams.get("input_std")
+    method = (trained.quantization or {}).get("method", "ptq")
+    if method == "qat":
+        prepared = trained.net
+    else:
+        prepared = prepare_ptq(trained.net, engine, size)
+        calibrate(ProbabilityHead(prepared, mean, std), (torch.from_numpy(batch) for batch in np.split(
+            calibration, range(8, len(calibration), 8))))
+    quantized = convert(prepared, engine)
+    head = ProbabilityHead(quantized, mean, std).eval()
+    with quantized_engine(engine), quiet_quantization():
+        export_onnx(head, onnx_path, size)
+    save_int8(quantized, pt_path, trained.hparams["net"], engine, method, size)
+    return head
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    name: str | None = None,
+    size: int | None = None,
+    data_dirs: Sequence[str] | None = None,
+    parity_images: int = 8,
+    engines: Sequence[str] = (),
+    calibration_images: int = 64,
+    eval_images: int | None = None,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Exports fp32 (and int8) ONNX models with their checks and card; returns the card (also written).
+
+    Args:
+        checkpoint: a skinseg `.ckpt` (float, or QAT from `train.py qat=ENGINE`).
+        out_dir: output folder (created).
+        name: file stem (default: the model's registry name).
+        size: example/evaluation input side (default: the checkpoint's training size).
+        data_dirs: folder datasets for the checks (default: the data the run trained on).
+        parity_images: validation images for the ONNX-vs-PyTorch parity checks.
+        engines: quantization engines to export int8 models for (see skinseg.quant).
+        calibration_images: training images that calibrate post-training quantization.
+        eval_images: validation images scored for mIoU with int8 (default: all; 0: none).
+        overwrite: replace existing files of the same names.
+        progress: called with a short status line as work proceeds.
+
+    Raises:
+        FileNotFoundError: no checkpoint at the path.
+        FileExistsError: an output file exists and `overwrite` is False.
+        ValueError: an unknown engine, or an engine other than a QAT checkpoint's own.
+        RuntimeError: ONNX Runtime disagrees with PyTorch beyond the tolerances.
+    """
+    report = progress or (lambda message: None)
+    trained = load_network(checkpoint)
+    qat = trained.quantization
+    engines = list(dict.fromkeys(engines))
+    for engine in engines:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown quantization engine {engine!r}; valid engines: {', '.join(ENGINES)}")
+    if qat:
+        if any(engine != qat["engine"] for engine in engines):
+            raise ValueError(f"{checkpoint} was trained with QAT for engine {qat['engine']!r}; "
+                             f"it can only be exported for that engine, not {engines}")
+        engines = [qat["engine"]]
+    hparams = trained.hparams
+    size = int(size or hparams["input_size"])
+    name = name or hparams["net"]["name"]
+    out_dir = Path(out_dir)
+    existing = [path for path in planned_files(out_dir, name, engines, not qat) if path.exists()]
+    if existing and not overwrite:
+        listing = ", ".join(str(path) for path in existing)
+        raise FileExistsError(f"{listing} already exist(s); choose another --out/--name or pass --overwrite")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resize_mode = trained.resize_mode
+    mean, std = hparams.get("input_mean"), hparams.get("input_std")
+    metadata = {"skinseg.input_size": size, "skinseg.resize": resize_mode, "skinseg.model": name,
+                "skinseg.version": skinseg.__version__}
+    val_samples = checkpoint_samples(trained.run_config, "val", data_dirs)
+    parity_inputs = model_inputs(val_samples[:parity_images], size, resize_mode)
+    files: list[Path] = []
+    card_onnx: dict[str, Any] = {"opset": OPSET, "parity_images": len(parity_inputs)}
+
+    head = ProbabilityHead(trained.net, mean, std).eval()
+    with torch.inference_mode(), quiet_quantization():
+        reference_probabilities = head(torch.from_numpy(parity_inputs)).numpy()
+    if not qat:
+        report("exporting fp32 ONNX")
+        onnx_path = export_onnx(head, out_dir / f"{name}.onnx", size)
+        set_metadata(onnx_path, metadata)
+        difference = float(np.abs(onnx_probabilities(onnx_path, parity_inputs) - reference_probabilities).max())
+        if difference > PARITY_TOLERANCE:
+            raise RuntimeError(f"{onnx_path}: ONNX Runtime differs from PyTorch by {difference:.2e} "
+                               f"(> {PARITY_TOLERANCE:g}) on {len(parity_inputs)} validation images")
+        card_onnx["parity_max_abs_probability"] = difference
+        files.append(onnx_path)
+
+    int8: dict[str, Any] = {}
+    calibration = np.zeros((0, 3, size, size), np.float32)
+    if engines and not qat:
+        train_samples = checkpoint_samples(trained.run_config, "train", data_dirs)[:calibration_images]
+        if not train_samples:
+            raise ValueError("post-training quantization needs calibration images: calibration_images >= 1 and "
+                             "a training split")
+        report(f"reading {len(train_samples)} calibration images")
+        calibration = model_inputs(train_samples, size, resize_mode)
+    for engine in engines:
+        report(f"quantizing for {engine}")
+        onnx_path = out_dir / f"{name}.{engine}.int8.onnx"
+        pt_path = out_dir / f"{name}.{engine}.int8.pt"
+        int8_head = export_int8(trained, engine, size, calibration, onnx_path, pt_path)
+        set_metadata(onnx_path, {**metadata, "skinseg.quantization": f"{qat['method'] if qat else 'ptq'}/{engine}"})
+        with torch.inference_mode(), quantized_engine(engine), quiet_quantization():
+            torch_int8 = int8_head(torch.from_numpy(parity_inputs)).numpy()
+        onnx_int8 = onnx_probabilities(onnx_path, parity_inputs)
+        difference = np.abs(onnx_int8 - torch_int8)
+        if difference.mean() > INT8_PARITY_TOLERANCE:
+            raise RuntimeError(f"{onnx_path}: ONNX Runtime int8 differs from PyTorch int8 by {difference.mean():.3f} "
+                               f"on average (> {INT8_PARITY_TOLERANCE}); the export is wrong")
+        int8[engine] = {
+            "method": qat["method"] if qat else "ptq",
+            "calibration_images": 0 if qat else len(calibration),
+            "onnx_vs_torch_int8": {"max_abs": float(difference.max()), "mean_abs": float(difference.mean())},
+            "vs_float_at_model_size": {"max_abs": float(np.abs(onnx_int8 - reference_probabilities).max()),
+                                       "mean_abs": float(np.abs(onnx_int8 - reference_probabilities).mean())},
+        }
+        files += [onnx_path, pt_path]
+
+    evaluation: dict[str, Any] = {}
+    eval_samples = val_samples if eval_images is None else val_samples[:eval_images]
+    if engines and eval_samples:
+        from skinseg.inference.session import Session
+        from skinseg.inference.torch_session import TorchSession
+
+        options = {"size": size, "resize": resize_mode, "normalize": "none"}
+        reference = "float (QAT, fake-quantized)" if qat else "fp32"
+        predictors = {reference: TorchSession(checkpoint, **options) if qat else Session(out_dir / f"{name}.onnx",
+                                                                                          **options)}
+        predictors |= {f"int8 {engine}": Session(out_dir / f"{name}.{engine}.int8.onnx", **options)
+                       for engine in engines}
+        evaluation = {"images": len(eval_samples), "reference": reference,
+                      "scores": validation_scores(predictors, eval_samples, reference, report)}
+
+    extras = trained.extras
+    card = {
+        "name": name,
+        "skinseg_version": skinseg.__version__,
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "architecture": {"net": hparams["net"], "parameters": sum(p.numel() for p in trained.net.parameters())},
+        "input": {
+            "size": size,
+            "resize": resize_mode,
+            "scale": "RGB uint8 / 255 -> [0,1], NCHW float32",
+            "normalisation": {"mean": mean, "std": std},
+            "inside_graph": "normalisation (if any) and sigmoid",
+        },
+        "output": "probabilities (B,1,H,W) of skin, at the input's size",
+        "training_data": trained.run_config.get("data") or {},
+        "dataset_names": extras.get("dataset_names"),
+        "val_metrics_at_training_resolution": extras.get("best_metrics"),
+        "quantization_aware_training": qat,
+        "onnx": card_onnx,
+        "int8": int8,
+        "validation_at_full_resolution": evaluation,
+        "files": {path.name: {"bytes": path.stat().st_size, "sha256": sha256(path)} for path in files},
+    }
+    card_path = out_dir / f"{name}.json"
+    temporary = card_path.with_name(f".{card_path.name}.tmp-{os.getpid()}")
+    temporary.write_text(json.dumps(card, indent=2, default=str))
+    os.replace(temporary, card_path)
+    return card

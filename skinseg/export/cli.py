@@ -1,0 +1,93 @@
+"""Command line of export.py: ONNX export of a checkpoint, or the FLOP table."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+
+def flops_main(argv: Sequence[str]) -> int:
+    from skinseg.export.flops import REFERENCE_ROWS, flops_table, markdown, write_flops
+    from skinseg.models import MODELS
+
+    parser = argparse.ArgumentParser(prog="python export.py flops", description="fvcore FLOP and parameter table")
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS), help="default: the original's rows")
+    parser.add_argument("--sizes", nargs="+", type=int, help="input sizes for --models (default 320 512 1024)")
+    parser.add_argument("--mode", choices=("train", "eval"), default="eval",
+                        help="fvcore mode for --models rows (the original's rows use the original's modes)")
+    parser.add_argument("--out", type=Path, default=Path("results/flops.md"))
+    args = parser.parse_args(argv)
+    rows = REFERENCE_ROWS
+    if args.models:
+        rows = [(model, size, args.mode) for model in args.models for size in (args.sizes or (320, 512, 1024))]
+    table = flops_table(rows)
+    Console(soft_wrap=True).print(markdown(table), markup=False)
+    Console().print(f"wrote {write_flops(table, args.out)}")
+    return 0
+
+
+def export_main(argv: Sequence[str]) -> int:
+    from skinseg.checkpoints import newest_checkpoint
+    from skinseg.export.checkpoint import export_checkpoint
+    from skinseg.quant import ENGINES
+
+    parser = argparse.ArgumentParser(prog="python export.py", description="Export a checkpoint to ONNX (fp32, int8)")
+    parser.add_argument("--ckpt", type=Path, help="a skinseg .ckpt (default: the newest best-*.ckpt under logs/)")
+    parser.add_argument("--out", type=Path, default=Path("exports"), help="output folder (default exports/)")
+    parser.add_argument("--name", help="file name stem (default: the model's registry name)")
+    parser.add_argument("--size", type=int, help="example input size (default: the checkpoint's)")
+    parser.add_argument("--data", nargs="+", help="folder datasets for the checks (default: the run's data)")
+    parser.add_argument("--quantize", nargs="+", choices=ENGINES, default=[], metavar="ENGINE",
+                        help=f"also write int8 models for these engines ({', '.join(ENGINES)})")
+    parser.add_argument("--calibration-images", type=int, default=64, help="training images for PTQ (default 64)")
+    parser.add_argument("--eval-images", type=int, help="validation images scored with --quantize (default all)")
+    parser.add_argument("--parity-images", type=int, default=8)
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    args = parser.parse_args(argv)
+    console = Console(soft_wrap=True)
+    try:
+        if args.ckpt is None:
+            args.ckpt = newest_checkpoint("logs")
+            console.print(f"--ckpt not given: using the newest checkpoint, {escape(str(args.ckpt))}", highlight=False)
+        with console.status("exporting") as status:
+            card = export_checkpoint(args.ckpt, args.out, args.name, args.size, args.data, args.parity_images,
+                                     args.quantize, args.calibration_images, args.eval_images, args.overwrite,
+                                     progress=status.update)
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
+        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
+        return 2
+    for file_name, info in card["files"].items():
+        console.print(f"wrote {escape(str(args.out / file_name))} ({info['bytes'] / 1e6:.2f} MB)", highlight=False)
+    if "parity_max_abs_probability" in card["onnx"]:
+        console.print(f"fp32 ONNX Runtime vs PyTorch: max |Δp| = {card['onnx']['parity_max_abs_probability']:.2e} "
+                      f"on {card['onnx']['parity_images']} validation images")
+    for engine, info in card["int8"].items():
+        torch_diff, float_diff = info["onnx_vs_torch_int8"], info["vs_float_at_model_size"]
+        console.print(f"int8 {engine} ({info['method']}): ONNX Runtime vs PyTorch int8 mean |Δp| "
+                      f"{torch_diff['mean_abs']:.4f}; vs float mean |Δp| {float_diff['mean_abs']:.4f} "
+                      f"(max {float_diff['max_abs']:.3f})")
+    evaluation = card["validation_at_full_resolution"]
+    if evaluation:
+        table = Table(title=f"validation, {evaluation['images']} images at full resolution")
+        for column in ("model", "mIoU", "mIoU@0.5", f"mean |Δ| vs {evaluation['reference']}", "same decision"):
+            table.add_column(column)
+        for label, scores in evaluation["scores"].items():
+            table.add_row(label, f"{scores['miou']:.4f}", f"{scores['miou_at_half']:.4f}",
+                          f"{scores['mean_abs_diff']:.4f}", f"{scores['same_decision']:.2%}")
+        console.print(table)
+    console.print(f"model card: {escape(str(args.out / (card['name'] + '.json')))}", highlight=False)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["flops"]:
+        return flops_main(argv[1:])
+    return export_main(argv)

@@ -1,0 +1,111 @@
+"""ONNX export of skinseg networks, and running an export on the CPU.
+
+Exported graphs take float images (B,3,H,W) scaled to [0,1] (normalised inside the graph
+when the model was trained with a mean/std) and return skin probabilities (B,1,H,W)
+(the sigmoid is part of the graph), so a runtime needs only the pre-processing that
+`skinseg.inference.Session` documents. Batch is dynamic; height and width too where the
+network allows (all skinseg networks do: they resize their side outputs to the input).
+
+We use the TorchScript exporter (`dynamo=False`, opset 17): it traces the shape
+arithmetic of U²Net's upsampling into dynamic ONNX shape ops and exports fake-quantized
+models as QuantizeLinear/DequantizeLinear pairs, which ONNX Runtime fuses into int8
+kernels. torch 2.14 marks it deprecated in favour of the dynamo exporter; that warning is
+understood and silenced here only.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+OPSET = 17
+INPUT_NAME, OUTPUT_NAME = "input", "output"
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    input_size: int,
+    dynamic_size: bool = True,
+    opset: int = OPSET,
+) -> Path:
+    """Exports `model` (images in [0,1] -> probabilities, e.g. a ProbabilityHead) to ONNX.
+
+    Args:
+        model: the module to trace; put in eval mode here.
+        path: the .onnx file to write (written to a temporary name, then renamed).
+        input_size: side of the example input (the model's training size).
+        dynamic_size: make height and width dynamic as well as the batch.
+        opset: ONNX opset (>= 17).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    axes = {0: "batch", 2: "height", 3: "width"} if dynamic_size else {0: "batch"}
+    example = torch.rand(1, 3, input_size, input_size)
+    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}.onnx")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*TorchScript-based ONNX export.*", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(temporary),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: axes, OUTPUT_NAME: axes},
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    model_proto = onnx.load(str(temporary))
+    shapes_from_quantized_tensors(model_proto.graph)
+    onnx.save(model_proto, str(temporary))
+    os.replace(temporary, path)
+    return path
+
+
+def shapes_from_quantized_tensors(graph: onnx.GraphProto) -> int:
+    """Makes `Shape(DequantizeLinear(x))` read `Shape(x)` and drops the nodes left unused.
+
+    The TorchScript exporter dequantizes a whole int8 tensor only to read its shape
+    (U²Net's `upsample_to(h, skip)` takes the skip's size); ONNX Runtime keeps those
+    full-size float copies, which cost ~15 % of the int8 U²NetP's time. Float graphs
+    are unchanged. Returns the number of Shape nodes rewired.
+    """
+    producers = {output: node for node in graph.node for output in node.output}
+    rewired = 0
+    for node in graph.node:
+        producer = producers.get(node.input[0]) if node.op_type == "Shape" else None
+        if producer is not None and producer.op_type == "DequantizeLinear":
+            node.input[0] = producer.input[0]
+            rewired += 1
+    while True:  # then their scale/zero-point constants
+        used = {name for node in graph.node for name in node.input} | {output.name for output in graph.output}
+        unused = [node for node in graph.node
+                  if node.op_type in ("DequantizeLinear", "Constant", "Cast") and node.output[0] not in used]
+        if not unused:
+            return rewired
+        for node in unused:
+            graph.node.remove(node)
+
+
+def onnx_probabilities(path: str | os.PathLike, images: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """Runs an exported model on the CPU: float32 (B,3,H,W) in [0,1] -> (B,1,H,W)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session.run(None, {INPUT_NAME: images.astype(np.float32)})[0]
+

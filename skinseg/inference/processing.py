@@ -1,0 +1,199 @@
+"""Pre- and post-processing shared by the inference sessions (numpy, Pillow, OpenCV; no torch).
+
+`Predictor` implements `predict`, `predict_batch` and `remove` once, on top of a
+subclass's `run` (float32 images (B,3,S,S) in [0,1] -> probabilities (B,1,S,S)):
+`skinseg.inference.Session` runs ONNX Runtime, `TorchSession` runs a checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from skinseg.data.io import _to_uint8, read_image
+from skinseg.inference.tiling import predict_tiled
+
+ImageInput = Image.Image | np.ndarray | str | os.PathLike
+RESIZE_MODES = ("squash", "letterbox")
+NORMALIZE_MODES = ("minmax", "none")
+_HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+
+
+def to_rgb(image: ImageInput) -> np.ndarray:
+    """Any supported input -> RGB uint8 (H,W,3), upright.
+
+    Args:
+        image: a file path (read with `skinseg.data.io.read_image`); a PIL image (EXIF
+            orientation applied, converted to RGB); or a numpy array (H,W), (H,W,1),
+            (H,W,3) RGB or (H,W,4) RGBA, uint8 (16-bit and [0,1] float arrays are
+            scaled to 8 bits). Alpha channels are dropped, grey is repeated to RGB.
+
+    Raises:
+        skinseg.data.io.DataError: a path that is missing or cannot be decoded.
+        ValueError, TypeError: an array of another shape, or another type.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        image = ImageOps.exif_transpose(image)
+        if image.mode not in _HIGH_DEPTH_MODES:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+        image = np.asarray(image)
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"expected a PIL image, a numpy array or a path, got {type(image).__name__}")
+    array = _to_uint8(image)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim == 2:
+        return np.repeat(array[..., None], 3, axis=2)
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        return np.ascontiguousarray(array[..., :3])
+    raise ValueError(f"expected an image array (H,W), (H,W,3) or (H,W,4), got shape {image.shape}")
+
+
+def model_input(rgb: np.ndarray, size: int, resize: str) -> tuple[np.ndarray, tuple[int, int]]:
+    """Resizes an image for a network with square input `size`.
+
+    Args:
+        rgb: uint8 (H,W,3).
+        size: side of the network input.
+        resize: "squash" (stretch to size x size, aspect not kept) or "letterbox" (long
+            side = size, aspect kept, zero padding bottom/right). Both use Lanczos.
+
+    Returns:
+        float32 (3,size,size) in [0,1], and the (height, width) of the image inside it
+        (without the letterbox padding).
+    """
+    height, width = rgb.shape[:2]
+    if resize == "squash":
+        inner = (size, size)
+    else:
+        scale = size / max(height, width)
+        inner = (max(1, min(size, round(height * scale))), max(1, min(size, round(width * scale))))
+    resized = np.asarray(Image.fromarray(rgb).resize((inner[1], inner[0]), Image.Resampling.LANCZOS))
+    chw = np.zeros((3, size, size), np.float32)
+    chw[:, : inner[0], : inner[1]] = resized.transpose(2, 0, 1) / np.float32(255)
+    return chw, inner
+
+
+def minmax(probability: np.ndarray) -> np.ndarray:
+    """(p - min) / (max - min) of a float map (H,W); a constant map is returned unchanged."""
+    low, high = float(probability.min()), float(probability.max())
+    if high <= low:
+        return probability
+    return (probability - low) / (high - low)
+
+
+def post_process(mask: np.ndarray) -> np.ndarray:
+    """The original Session's clean-up of a uint8 (H,W) mask: open (3x3 ellipse), Gaussian 9x9 σ 2."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+    return cv2.GaussianBlur(mask, (9, 9), sigmaX=2, sigmaY=2)
+
+
+def to_mask(
+    probability: np.ndarray, shape: tuple[int, int], normalize: str = "none", postprocess: bool = False
+) -> np.ndarray:
+    """A probability map float (h,w) -> uint8 (H,W) mask at the image's size `shape`.
+
+    Min-max normalisation (if "minmax"), x255 rounded to uint8, Lanczos resize
+    (cv2.INTER_LANCZOS4, saturating) to `shape`, then `post_process` if asked.
+    """
+    if normalize == "minmax":
+        probability = minmax(probability)
+    mask = np.clip(np.rint(probability * 255), 0, 255).astype(np.uint8)
+    if mask.shape != tuple(shape):
+        mask = cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_LANCZOS4)
+    return post_process(mask) if postprocess else mask
+
+
+def cutout(rgb: np.ndarray, mask: np.ndarray) -> Image.Image:
+    """RGB uint8 (H,W,3) and mask uint8 (H,W) -> an RGBA PIL image with alpha = mask."""
+    return Image.fromarray(np.dstack([rgb, mask]))
+
+
+class Predictor(ABC):
+    """Image -> skin mask around a network's `run`, with the original Session's processing.
+
+    The steps (input conversion, Lanczos squash/letterbox resize, min-max, resize back,
+    post-processing) are listed on `skinseg.inference.session.Session`. With `tile`, the
+    resize and run become `predict_tiled` at the image's own resolution.
+
+    Subclasses set `size`, `resize`, `normalize`, `postprocess` (with `_configure`),
+    `fixed_size` (the network's static input side, or None) and implement `run`.
+    """
+
+    size: int
+    resize: str
+    normalize: str
+    postprocess: bool
+    fixed_size: int | None = None
+
+    def _configure(self, size: int, resize: str, normalize: str, postprocess: bool) -> None:
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
+        if normalize not in NORMALIZE_MODES:
+            raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
+        if int(size) < 1:
+            raise ValueError(f"size must be positive, got {size}")
+        self.size, self.resize, self.normalize = int(size), resize, normalize
+        self.postprocess = bool(postprocess)
+
+    @abstractmethod
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """float32 images (B,3,H,W) in [0,1] -> probabilities float32 (B,1,H,W)."""
+
+    def _predict_tiled(self, rgb: np.ndarray, tile: int, overlap: int, batch_size: int) -> np.ndarray:
+        if self.fixed_size is not None:
+            raise ValueError(
+                f"this model has a fixed input size {self.fixed_size}; tiled inference needs dynamic "
+                "height/width (export with dynamic_size=True)"
+            )
+        probability = predict_tiled(self.run, rgb, tile, overlap, batch_size)
+        return to_mask(probability, rgb.shape[:2], self.normalize, self.postprocess)
+
+    def predict(
+        self, image: ImageInput, tile: int | None = None, overlap: int = 64, batch_size: int = 4
+    ) -> np.ndarray:
+        """One image -> uint8 (H,W) skin mask on 0-255 at the image's (upright) size.
+
+        Args:
+            image: PIL image, numpy array or path (see `to_rgb`).
+            tile: run on tile x tile crops at the image's own resolution, blended with a
+                Hann window (`predict_tiled`), instead of resizing the image to `size`.
+            overlap: overlap of neighbouring tiles in pixels.
+            batch_size: tiles per `run` call.
+        """
+        rgb = to_rgb(image)
+        if tile:
+            return self._predict_tiled(rgb, tile, overlap, batch_size)
+        chw, (inner_h, inner_w) = model_input(rgb, self.size, self.resize)
+        probability = self.run(chw[None])[0, 0, :inner_h, :inner_w]
+        return to_mask(probability, rgb.shape[:2], self.normalize, self.postprocess)
+
+    def predict_batch(
+        self, images: Sequence[ImageInput], batch_size: int = 8, tile: int | None = None, overlap: int = 64
+    ) -> list[np.ndarray]:
+        """Several images -> a uint8 (H,W) mask each, running `batch_size` images (or tiles) per call."""
+        if tile:
+            return [self._predict_tiled(to_rgb(image), tile, overlap, batch_size) for image in images]
+        masks = []
+        for start in range(0, len(images), batch_size):
+            rgbs = [to_rgb(image) for image in images[start : start + batch_size]]
+            inputs = [model_input(rgb, self.size, self.resize) for rgb in rgbs]
+            probabilities = self.run(np.stack([chw for chw, _ in inputs]))[:, 0]
+            masks.extend(
+                to_mask(probability[:inner_h, :inner_w], rgb.shape[:2], self.normalize, self.postprocess)
+                for rgb, (_, (inner_h, inner_w)), probability in zip(rgbs, inputs, probabilities, strict=True)
+            )
+        return masks
+
+    def remove(self, image: ImageInput, tile: int | None = None, overlap: int = 64) -> Image.Image:
+        """One image -> RGBA PIL cutout (H,W): the upright RGB image with alpha = the skin mask."""
+        rgb = to_rgb(image)
+        return cutout(rgb, self.predict(rgb, tile=tile, overlap=overlap))

@@ -1,0 +1,138 @@
+"""Session: an exported ONNX model as an image -> mask function, with ONNX Runtime.
+
+Deployment needs only onnxruntime, numpy, Pillow and OpenCV: this module imports no
+torch and no Lightning.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from skinseg.inference.processing import Predictor
+
+DEFAULT_SIZE = 320
+SIZE_KEY, RESIZE_KEY = "skinseg.input_size", "skinseg.resize"
+
+Provider = str | tuple[str, dict]
+
+
+def select_providers(providers: Sequence[Provider] | None) -> list[Provider]:
+    """The requested execution providers that this onnxruntime build offers (default: CPU only).
+
+    A provider is a name or (name, options). Names ONNX Runtime knows but this build
+    lacks (e.g. CUDA on a CPU wheel) are dropped with a warning.
+
+    Raises:
+        ValueError: an unknown name, or none of the requested providers is available;
+            the message lists the available ones.
+    """
+    if providers is None:
+        return ["CPUExecutionProvider"]
+    available = ort.get_available_providers()
+    listing = ", ".join(available)
+    names = [provider if isinstance(provider, str) else provider[0] for provider in providers]
+    unknown = [name for name in names if name not in ort.get_all_providers()]
+    if unknown:
+        raise ValueError(f"unknown ONNX Runtime providers {unknown}; available here: {listing}")
+    missing = [name for name in names if name not in available]
+    if missing:
+        message = f"providers {missing} are not in this onnxruntime build (available: {listing})"
+        warnings.warn(message, stacklevel=3)
+    selected = [provider for provider, name in zip(providers, names, strict=True) if name in available]
+    if not selected:
+        raise ValueError(f"none of the providers {names} is available; available here: {listing}")
+    return selected
+
+
+class Session(Predictor):
+    """Predicts skin masks with an exported skinseg (or original U²Net/DLMV) ONNX model.
+
+    The model takes float32 images (B,3,H,W) in [0,1] and returns probabilities
+    (B,1,H,W) (output 0; sigmoid and any mean/std normalisation inside the graph).
+    Pre/post-processing, as the original's Session:
+
+    1. Input: a PIL image, a numpy array (uint8 RGB (H,W,3), grey (H,W) or RGBA
+       (H,W,4)) or a file path; EXIF orientation applied (PIL and paths); converted to RGB.
+    2. Resize to size x size with Lanczos: "squash" (the original: aspect not kept) or
+       "letterbox" (long side = size, zero padding bottom/right, removed after).
+    3. /255 -> float32 (B,3,size,size); run; output 0, channel 0.
+    4. `normalize="minmax"` (the original): (p - min)/(max - min) per image, a constant
+       map unchanged; "none" keeps the probabilities.
+    5. x255 rounded to uint8; Lanczos (cv2.INTER_LANCZOS4) resize to the input's size.
+    6. `postprocess=True` (the original's `post_process`): morphological open with a 3x3
+       ellipse, then Gaussian 9x9 σ 2.
+
+    `predict(image, tile=512)` replaces steps 2-3 by tiled inference at the image's own
+    resolution (`skinseg.inference.predict_tiled`).
+
+    Args:
+        model_path: the .onnx file.
+        providers: ONNX Runtime execution providers (names or (name, options)); default
+            CPU. `.providers` reports those the session really uses.
+        threads: intra-op threads (default: ONNX Runtime's choice, all cores).
+        size: network input side. Default: the model's static input size, else the ONNX
+            metadata "skinseg.input_size" (written by export.py), else 320 with a warning.
+        resize: "squash" or "letterbox". Default: the ONNX metadata "skinseg.resize"
+            (the mode the model was trained with), else "squash" (the original).
+        normalize: "minmax" (the original) or "none".
+        postprocess: apply step 6.
+
+    Raises:
+        FileNotFoundError: no file at model_path.
+        ValueError: unknown/unavailable providers, bad options, or a `size` that a
+            fixed-size model cannot take.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        providers: Sequence[Provider] | None = None,
+        threads: int | None = None,
+        size: int | None = None,
+        resize: str | None = None,
+        normalize: str = "minmax",
+        postprocess: bool = False,
+    ) -> None:
+        path = Path(model_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"ONNX model {path} not found")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        self.session = ort.InferenceSession(str(path), options, providers=select_providers(providers))
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        batch, _, height, width = model_input.shape
+        self.single_batch = batch == 1
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        if isinstance(height, int) and isinstance(width, int):
+            if height != width:
+                raise ValueError(f"{path}: fixed input {height}x{width} is not square, as Session needs")
+            if size is not None and size != height:
+                raise ValueError(f"{path} has a fixed input size {height}; size={size} cannot be used")
+            self.fixed_size = size = height
+        elif size is None and SIZE_KEY in metadata:
+            size = int(metadata[SIZE_KEY])
+        elif size is None:
+            message = f"{path}: no '{SIZE_KEY}' in the ONNX metadata; using size={DEFAULT_SIZE} (pass size=)"
+            warnings.warn(message, stacklevel=2)
+            size = DEFAULT_SIZE
+        self._configure(size, resize or metadata.get(RESIZE_KEY, "squash"), normalize, postprocess)
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the ONNX Runtime session uses, in priority order."""
+        return self.session.get_providers()
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """float32 images (B,3,H,W) in [0,1] -> the model's output 0, probabilities (B,1,H,W)."""
+        images = np.ascontiguousarray(images, dtype=np.float32)
+        if self.single_batch and len(images) > 1:
+            return np.concatenate([self.run(images[i : i + 1]) for i in range(len(images))])
+        return self.session.run(None, {self.input_name: images})[0]

@@ -1,0 +1,178 @@
+"""Skin masks for an image or a folder of images: `python -m skinseg.predict INPUT OUTPUT_DIR --model M`.
+
+`--model` is an exported `.onnx` (run with `skinseg.inference.Session`), a `.ckpt`
+checkpoint (`TorchSession`) or a classical method name (`skinseg.classical.METHODS`).
+Writes `OUTPUT_DIR/STEM.png` (uint8 0-255 mask) and, with `--cutout`,
+`OUTPUT_DIR/STEM_cutout.png` (RGBA, alpha = mask) for every image (a folder: its
+images one level deep). Outputs already there are kept (a rerun resumes) unless
+`--overwrite`. Unreadable files are reported and skipped; the exit code is 1 if any
+image failed, 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from skinseg.data.io import IMAGE_EXTENSIONS, DataError, read_image
+from skinseg.inference.processing import cutout, post_process
+
+
+class UsageError(ValueError):
+    """Bad command-line arguments (exit code 2)."""
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m skinseg.predict", description=__doc__.splitlines()[0])
+    parser.add_argument("input", type=Path, help="an image file, or a folder of images (not recursive)")
+    parser.add_argument("output_dir", type=Path, help="folder for STEM.png masks (not the input folder)")
+    parser.add_argument("--model", required=True, help="a .onnx, a .ckpt or a classical method name")
+    parser.add_argument("--cutout", action="store_true", help="also write STEM_cutout.png (RGBA)")
+    parser.add_argument("--tile", type=int, help="tiled inference at native resolution with this tile side")
+    parser.add_argument("--overlap", type=int, help="tile overlap in pixels (default: 64, at most tile/4)")
+    parser.add_argument("--size", type=int, help="network input side (default: the model's)")
+    parser.add_argument("--letterbox", action="store_true", help="keep the aspect ratio (default: model's)")
+    parser.add_argument("--normalize", choices=("minmax", "none"),
+                        help="min-max rescale each mask (default: minmax for .onnx, none for .ckpt)")
+    parser.add_argument("--postprocess", action="store_true", help="open (3x3 ellipse), Gaussian 9x9 σ 2")
+    parser.add_argument("--threads", type=int, help="CPU threads for the model")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo images whose outputs exist (default: keep them, so a rerun resumes)")
+    args = parser.parse_args(argv)
+    if args.overlap is None:
+        args.overlap = min(64, (args.tile or 0) // 4)
+    if args.tile is not None and not 0 <= args.overlap < args.tile:
+        parser.error(f"--tile {args.tile} --overlap {args.overlap}: need 0 <= overlap < tile")
+    return args
+
+
+def list_images(path: Path) -> list[Path]:
+    """The image itself, or a folder's image files one level deep (`IMAGE_EXTENSIONS`), sorted.
+
+    Raises:
+        UsageError: no such file or folder, or a folder without images.
+    """
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise UsageError(f"input {path}: no such file or folder")
+    images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not images:
+        raise UsageError(f"input {path}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return images
+
+
+def check_output_dir(input_path: Path, output_dir: Path) -> None:
+    """Refuses to write into the input's folder, where STEM.png could overwrite an input image."""
+    input_dir = input_path if input_path.is_dir() else input_path.parent
+    if output_dir.resolve() == input_dir.resolve():
+        raise UsageError(
+            f"output folder {output_dir} is the input folder: masks named STEM.png could overwrite "
+            "input images; choose another output folder"
+        )
+
+
+def load_predictor(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
+    """An RGB uint8 (H,W,3) -> uint8 (H,W) mask function for `--model`.
+
+    Raises:
+        UsageError: neither an existing .onnx/.ckpt file nor a classical method name.
+    """
+    from skinseg.classical import METHODS
+
+    model = Path(args.model)
+    resize = "letterbox" if args.letterbox else None
+    options = {"size": args.size, "resize": resize, "postprocess": args.postprocess}
+    if args.normalize:
+        options["normalize"] = args.normalize
+    if model.suffix in (".onnx", ".ckpt") and model.is_file():
+        if model.suffix == ".onnx":
+            from skinseg.inference.session import Session
+
+            session = Session(model, threads=args.threads, **options)
+        else:
+            import torch
+
+            from skinseg.inference.torch_session import TorchSession
+
+            if args.threads:
+                torch.set_num_threads(args.threads)
+            session = TorchSession(model, **options)
+        return lambda rgb: session.predict(rgb, tile=args.tile, overlap=args.overlap)
+    if args.model in METHODS:
+        from skinseg.classical import create_method
+
+        flags = ("tile", "size", "letterbox", "normalize", "threads")
+        network_only = [f"--{flag}" for flag in flags if getattr(args, flag)]
+        if network_only:
+            raise UsageError(f"{', '.join(network_only)}: for .onnx/.ckpt models, not method {args.model!r}")
+        method = create_method(args.model)
+        return (lambda rgb: post_process(method.predict(rgb))) if args.postprocess else method.predict
+    if model.suffix in (".onnx", ".ckpt"):
+        reason = f"{model}: no such file"
+    else:
+        reason = f"{args.model!r}: no .onnx/.ckpt file"
+    raise UsageError(f"--model {reason}, and not a classical method; methods: {', '.join(sorted(METHODS))}")
+
+
+def save_png(image: Image.Image, path: Path) -> None:
+    """Writes a PNG atomically (temporary file, then rename): a killed run leaves no torn file."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    image.save(temporary, format="PNG")
+    os.replace(temporary, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit code (0 ok, 1 some images failed, 2 bad arguments)."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    console = Console(soft_wrap=True)
+    try:
+        images = list_images(args.input)
+        check_output_dir(args.input, args.output_dir)
+        predict = load_predictor(args)
+    except (ValueError, OSError) as error:  # UsageError, or a model the sessions refuse
+        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
+        return 2
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    written = failed = kept = 0
+    owners: dict[str, Path] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        for path in progress.track(images, description="predicting"):
+            try:
+                if path.stem in owners:
+                    raise DataError(f"{path}: same stem as {owners[path.stem].name}: rename it")
+                owners[path.stem] = path
+                outputs = [args.output_dir / f"{path.stem}.png"]
+                outputs += [args.output_dir / f"{path.stem}_cutout.png"] if args.cutout else []
+                if not args.overwrite and all(output.exists() for output in outputs):
+                    kept += 1
+                    continue
+                rgb = read_image(path)
+            except DataError as error:
+                progress.console.print(f"[yellow]skipped:[/] {escape(str(error))}", highlight=False)
+                failed += 1
+                continue
+            mask = predict(rgb)
+            save_png(Image.fromarray(mask), outputs[0])
+            if args.cutout:
+                save_png(cutout(rgb, mask), outputs[1])
+            written += 1
+    summary = f"{written} written to {escape(str(args.output_dir))}, {failed} skipped"
+    if kept:
+        summary += f", {kept} already there kept (--overwrite redoes them)"
+    console.print(summary, highlight=False)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,348 @@
+"""Inference: ONNX Runtime Session, TorchSession, tiled inference, the predict CLI and mask helpers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from PIL import Image
+
+from skinseg.classical import create_method
+from skinseg.data.io import read_image
+from skinseg.export.checkpoint import set_metadata
+from skinseg.export.onnx import export_onnx
+from skinseg.models.head import ProbabilityHead
+from skinseg.inference import Session, TorchSession, predict_tiled
+from skinseg.inference.tiling import hann_window, tile_boxes
+from skinseg.masks import intersection, subtract, union
+from skinseg.models import create_model
+from skinseg.predict import main as predict_main
+
+TINY_U2NETP = {"encoder_channels": [(4, 8)] * 4, "decoder_channels": [(4, 8)] * 3, "rsu_heights": [5, 4]}
+
+
+def image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth random RGB uint8 image (H,W,3) (blurred noise, so resizing is well behaved)."""
+    noise = np.random.default_rng(seed).integers(0, 256, (height // 4 + 2, width // 4 + 2, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(noise).resize((width, height), Image.Resampling.BICUBIC))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Tiny random U²NetP exports: "meta" (size 64, letterbox in metadata), "bare", "static" (1x3x48x48)."""
+    folder = tmp_path_factory.mktemp("onnx")
+    torch.manual_seed(0)
+    head = ProbabilityHead(create_model("u2netp", **TINY_U2NETP))
+    paths = {name: folder / f"{name}.onnx" for name in ("meta", "bare", "static")}
+    export_onnx(head, paths["meta"], 64)
+    set_metadata(paths["meta"], {"skinseg.input_size": 64, "skinseg.resize": "letterbox"})
+    export_onnx(head, paths["bare"], 64)
+    export_onnx(head, paths["static"], 48, dynamic_size=False)
+    static = onnx.load(str(paths["static"]))
+    for value in (*static.graph.input, *static.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 1  # batch 1, as the original's exports
+    onnx.save(static, str(paths["static"]))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, cache_dir):
+    """A tiny DLMV trained 1 epoch (letterbox, ImageNet mean/std) and its ONNX export with metadata."""
+    from skinseg.training import train
+
+    from .conftest import compose_train
+
+    folder = tmp_path_factory.mktemp("trained")
+    cfg = compose_train([
+        "model=dlmv", "+model.net.width_mult=0.25", "+model.net.aspp_channels=8",
+        "model.input_mean=[0.485,0.456,0.406]", "model.input_std=[0.229,0.224,0.225]",
+        "data.demo.num_train=4", "data.demo.num_val=2", "data.demo.min_size=48", "data.demo.max_size=64",
+        "data.image_size=64", "data.batch_size=4", "data.resize_mode=letterbox", "data.num_workers=0",
+        "trainer.max_epochs=1", "callbacks.rich_progress_bar=null", "logger=csv",
+    ], folder, cache_dir)
+    checkpoint = train(cfg)["best_checkpoint"]
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    net = create_model(**state["hyper_parameters"]["net"])
+    net.load_state_dict({k[4:]: v for k, v in state["state_dict"].items() if k.startswith("net.")})
+    hparams = state["hyper_parameters"]
+    head = ProbabilityHead(net, hparams["input_mean"], hparams["input_std"])
+    onnx_path = export_onnx(head, folder / "m.onnx", 64)
+    set_metadata(onnx_path, {"skinseg.input_size": 64, "skinseg.resize": "letterbox"})
+    return checkpoint, onnx_path
+
+
+# --- Session ---------------------------------------------------------------------------------
+
+
+def test_session_takes_pil_numpy_grey_rgba_and_paths(models, tmp_path):
+    session = Session(models["meta"], threads=1)
+    rgb = image(37, 53)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    inputs = {
+        "numpy": rgb, "pil": Image.fromarray(rgb), "path": tmp_path / "a.png", "str": str(tmp_path / "a.png"),
+        "rgba": np.dstack([rgb, np.full(rgb.shape[:2], 9, np.uint8)]),
+        "pil_rgba": Image.fromarray(rgb).convert("RGBA"),
+    }
+    expected = session.predict(rgb)
+    assert expected.shape == (37, 53) and expected.dtype == np.uint8
+    for name, value in inputs.items():
+        np.testing.assert_array_equal(session.predict(value), expected, err_msg=name)
+    grey = session.predict(rgb[..., 0])
+    assert grey.shape == (37, 53) and grey.dtype == np.uint8
+    deep = Image.fromarray(rgb[..., 0].astype(np.uint16) * 257)
+    for same in (Image.fromarray(rgb[..., 0]), rgb[..., :1], deep, rgb[..., 0].astype(np.uint16) * 257):
+        np.testing.assert_array_equal(session.predict(same), grey)
+    masks = session.predict_batch([rgb, image(80, 20, 1), Image.fromarray(rgb)], batch_size=2)
+    assert [m.shape for m in masks] == [(37, 53), (80, 20), (37, 53)]
+    np.testing.assert_array_equal(masks[0], expected)
+    cutout = session.remove(tmp_path / "a.png")
+    assert cutout.mode == "RGBA" and cutout.size == (53, 37)
+    np.testing.assert_array_equal(np.asarray(cutout)[..., 3], expected)
+    np.testing.assert_array_equal(np.asarray(cutout)[..., :3], rgb)
+    with pytest.raises(ValueError, match="shape"):
+        session.predict(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(TypeError):
+        session.predict(12)
+
+
+def test_exif_orientation_is_applied_to_pil_and_paths(models, tmp_path):
+    session = Session(models["meta"])
+    rgb = image(30, 70)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: display rotated 90° clockwise
+    Image.fromarray(rgb).save(tmp_path / "turned.png", exif=exif.tobytes())
+    upright = np.ascontiguousarray(np.rot90(rgb, -1))
+    expected = session.predict(upright)
+    assert expected.shape == (70, 30)
+    np.testing.assert_array_equal(session.predict(tmp_path / "turned.png"), expected)
+    np.testing.assert_array_equal(session.predict(Image.open(tmp_path / "turned.png")), expected)
+
+
+def test_minmax_rescales_and_none_keeps_probabilities(models):
+    rgb = image(64, 64)
+    raw = Session(models["meta"], normalize="none")
+    probability = raw.run(rgb.transpose(2, 0, 1)[None].astype(np.float32) / 255)[0, 0]
+    np.testing.assert_array_equal(raw.predict(rgb), np.rint(probability * 255).astype(np.uint8))
+    stretched = Session(models["meta"]).predict(rgb)  # 64x64: no resize, so the extremes survive
+    assert stretched.min() == 0 and stretched.max() == 255
+    assert np.ptp(raw.predict(rgb)) < 255
+
+
+def test_letterbox_pads_bottom_right_and_removes_the_padding(models):
+    session = Session(models["meta"], normalize="none")
+    assert session.size == 64 and session.resize == "letterbox"  # from the ONNX metadata
+    seen = []
+    run = session.run
+    session.run = lambda batch: seen.append(batch) or run(batch)
+    mask = session.predict(np.full((32, 128, 3), 200, np.uint8))
+    assert mask.shape == (32, 128)
+    assert seen[0].shape == (1, 3, 64, 64)
+    assert (seen[0][0, :, 16:] == 0).all() and (seen[0][0, :, :16] > 0).all()
+    squash = Session(models["meta"], resize="squash", normalize="none")
+    squash.run = lambda batch: seen.append(batch) or run(batch)
+    assert squash.predict(np.full((32, 128, 3), 200, np.uint8)).shape == (32, 128)
+    assert (seen[1] > 0).all()
+    wide = image(32, 128)
+    assert np.abs(session.predict(wide).astype(int) - squash.predict(wide)).max() > 0
+
+
+def test_size_providers_and_threads(models):
+    session = Session(models["meta"], threads=1)
+    assert session.providers == ["CPUExecutionProvider"]
+    assert session.session.get_session_options().intra_op_num_threads == 1
+    with pytest.warns(UserWarning, match="skinseg.input_size"):
+        assert Session(models["bare"]).size == 320
+    assert Session(models["bare"], size=96).size == 96
+    static = Session(models["static"])
+    assert static.size == static.fixed_size == 48 and static.predict(image(30, 90)).shape == (30, 90)
+    assert [m.shape for m in static.predict_batch([image(30, 90), image(20, 20), image(9, 9)])] == [
+        (30, 90), (20, 20), (9, 9)]
+    with pytest.raises(ValueError, match="fixed input size 48"):
+        Session(models["static"], size=64)
+    with pytest.raises(ValueError, match="dynamic"):
+        static.predict(image(30, 90), tile=32)
+    with pytest.raises(ValueError, match="available here: .*CPUExecutionProvider"):
+        Session(models["meta"], providers=["FancyExecutionProvider"])
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        with pytest.warns(UserWarning, match="not in this onnxruntime build"):
+            fallback = Session(models["meta"], providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+        assert fallback.providers == ["CPUExecutionProvider"]
+    with pytest.raises(ValueError, match="resize"):
+        Session(models["meta"], resize="crop")
+    with pytest.raises(FileNotFoundError):
+        Session(models["meta"].with_name("missing.onnx"))
+
+
+def test_deployment_modules_import_no_torch():
+    code = ("import sys, skinseg.inference.session, skinseg.masks, skinseg.predict; "
+            "heavy = [m for m in ('torch', 'lightning') if m in sys.modules]; assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- TorchSession ----------------------------------------------------------------------------
+
+
+def test_torch_session_matches_the_exported_onnx(trained):
+    checkpoint, onnx_path = trained
+    torch_session = TorchSession(checkpoint)
+    assert (torch_session.size, torch_session.resize, torch_session.normalize) == (64, "letterbox", "none")
+    session = Session(onnx_path, normalize="none")
+    images = [image(90, 60, 1), image(64, 64, 2), image(41, 133, 3)]
+    for rgb in images:
+        torch_mask = torch_session.predict(rgb)
+        assert torch_mask.shape == rgb.shape[:2] and torch_mask.dtype == np.uint8
+        assert np.abs(torch_mask.astype(int) - session.predict(rgb)).max() <= 1
+        tiled = torch_session.predict(rgb, tile=48, overlap=16)
+        assert np.abs(tiled.astype(int) - session.predict(rgb, tile=48, overlap=16)).max() <= 1
+    batches = torch_session.predict_batch(images, batch_size=2), session.predict_batch(images)
+    for a, b in zip(*batches, strict=True):
+        assert np.abs(a.astype(int) - b).max() <= 1
+    assert np.asarray(torch_session.remove(images[0])).shape == (90, 60, 4)
+
+
+# --- tiling ----------------------------------------------------------------------------------
+
+
+def pointwise(batch: np.ndarray) -> np.ndarray:
+    """A context-free smooth 'model': (B,3,h,w) -> (B,1,h,w)."""
+    return 1 / (1 + np.exp(-(batch.mean(axis=1, keepdims=True) * 4 - 2)))
+
+
+SIZES = [(1, 1), (7, 300), (31, 33), (64, 64), (65, 129), (97, 211), (250, 13)]
+
+
+@pytest.mark.parametrize("height,width", SIZES)
+def test_tiles_cover_every_pixel(height, width):
+    coverage = np.zeros((height, width), int)
+    boxes = tile_boxes(height, width, tile=32, overlap=8)
+    assert len({box[2:] for box in boxes}) == 1
+    for y, x, h, w in boxes:
+        assert 0 <= y and y + h <= height and 0 <= x and x + w <= width
+        coverage[y : y + h, x : x + w] += 1
+    assert (coverage > 0).all()
+    constant = predict_tiled(lambda b: np.full((len(b), 1, *b.shape[2:]), 0.3, np.float32),
+                             image(height, width), tile=32, overlap=8, batch_size=3)
+    assert constant.shape == (height, width) and np.allclose(constant, 0.3, atol=1e-6)
+
+
+def test_small_images_pass_through_and_pointwise_models_are_unchanged():
+    small = image(40, 50)
+    untiled = pointwise(small.transpose(2, 0, 1)[None].astype(np.float32) / 255)[0, 0]
+    np.testing.assert_allclose(predict_tiled(pointwise, small, tile=64, overlap=16), untiled, atol=1e-6)
+    large = image(150, 230)
+    untiled = pointwise(large.transpose(2, 0, 1)[None].astype(np.float32) / 255)[0, 0]
+    tiled = predict_tiled(pointwise, large, tile=64, overlap=16, batch_size=5)
+    np.testing.assert_allclose(tiled, untiled, atol=1e-6)
+    assert hann_window(5, 9).max() == 1 and hann_window(5, 9).min() >= 1e-6
+    with pytest.raises(ValueError, match="overlap"):
+        tile_boxes(10, 10, tile=16, overlap=16)
+
+
+def test_hann_blending_hides_the_seams():
+    def tile_mean(batch):  # each tile's output is its own mean: a worst case for seams
+        means = batch.mean(axis=(1, 2, 3), keepdims=True)[:, :1]
+        return np.broadcast_to(means, (len(batch), 1, *batch.shape[2:]))
+
+    ramp = np.linspace(0, 255, 200)[None, :, None].repeat(40, 0).repeat(3, 2).astype(np.uint8)
+    blended = predict_tiled(tile_mean, ramp, tile=48, overlap=16)
+    boxes = tile_boxes(40, 200, tile=48, overlap=16)
+    means = [ramp[:, x : x + 48].mean() / 255 for _, x, _, _ in boxes]
+    jump = max(np.abs(np.diff(means)))
+    step = np.abs(np.diff(blended, axis=1)).max()
+    assert step < 0.2 * jump  # without blending the step at a tile border is half the jump or more
+
+
+def test_session_tiles_at_native_resolution(models):
+    session = Session(models["meta"], resize="squash")
+    rgb = image(64, 64)
+    np.testing.assert_array_equal(session.predict(rgb, tile=128), session.predict(rgb))
+    large = image(150, 100)
+    mask = session.predict(large, tile=64, overlap=16, batch_size=3)
+    assert mask.shape == (150, 100) and mask.dtype == np.uint8 and mask.min() == 0 and mask.max() == 255
+    post = Session(models["meta"], postprocess=True).predict(large, tile=64, overlap=16, batch_size=3)
+    assert post.shape == (150, 100) and not np.array_equal(post, mask)
+
+
+# --- predict CLI -----------------------------------------------------------------------------
+
+
+def test_cli_on_a_folder_with_a_corrupt_file(models, tmp_path, capsys):
+    images = tmp_path / "in"
+    images.mkdir()
+    for stem, size in (("a", (40, 60)), ("b", (70, 30))):
+        Image.fromarray(image(*size)).save(images / f"{stem}.png")
+    (images / "broken.jpg").write_bytes(b"not a jpeg")
+    (images / "notes.txt").write_text("ignored")
+    out = tmp_path / "out"
+    code = predict_main([str(images), str(out), "--model", str(models["meta"]), "--tile", "32", "--cutout"])
+    text = capsys.readouterr().out
+    assert code == 1 and "broken.jpg" in text and "2 written" in text and "1 skipped" in text
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_cutout.png", "b.png", "b_cutout.png"]
+    mask = np.asarray(Image.open(out / "b.png"))
+    assert mask.shape == (70, 30) and mask.dtype == np.uint8
+    cutout = Image.open(out / "b_cutout.png")
+    assert cutout.mode == "RGBA" and np.array_equal(np.asarray(cutout)[..., 3], mask)
+    # a rerun keeps what is there (resumes); --overwrite redoes it
+    before = (out / "a.png").stat().st_mtime_ns
+    predict_main([str(images), str(out), "--model", str(models["meta"]), "--tile", "32", "--cutout"])
+    assert "2 already there kept" in capsys.readouterr().out and (out / "a.png").stat().st_mtime_ns == before
+    predict_main([str(images), str(out), "--model", str(models["meta"]), "--cutout", "--overwrite"])
+    assert "2 written" in capsys.readouterr().out and (out / "a.png").stat().st_mtime_ns != before
+
+
+def test_cli_with_a_classical_method_a_checkpoint_and_one_file(trained, tmp_path, capsys):
+    rgb = image(50, 40)
+    Image.fromarray(rgb).save(tmp_path / "one.jpg")
+    assert predict_main([str(tmp_path / "one.jpg"), str(tmp_path / "hsv"), "--model", "hsv", "--cutout"]) == 0
+    expected = create_method("hsv").predict(read_image(tmp_path / "one.jpg"))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "hsv" / "one.png")), expected)
+    assert Image.open(tmp_path / "hsv" / "one_cutout.png").mode == "RGBA"
+    assert predict_main([str(tmp_path / "one.jpg"), str(tmp_path / "ckpt"), "--model", trained[0],
+                         "--threads", "1", "--postprocess"]) == 0
+    assert np.asarray(Image.open(tmp_path / "ckpt" / "one.png")).shape == (50, 40)
+    assert "1 written" in capsys.readouterr().out
+
+
+def test_cli_refuses_bad_models_and_the_input_folder(models, tmp_path, capsys):
+    Image.fromarray(image(20, 20)).save(tmp_path / "x.png")
+    Image.fromarray(image(20, 20)).save(tmp_path / "x.jpg")
+    assert predict_main([str(tmp_path), str(tmp_path), "--model", "hsv"]) == 2
+    assert "input folder" in capsys.readouterr().out and not (tmp_path / "x_cutout.png").exists()
+    assert predict_main([str(tmp_path / "x.png"), str(tmp_path / "."), "--model", "hsv"]) == 2
+    assert "input folder" in capsys.readouterr().out
+    assert predict_main([str(tmp_path), str(tmp_path / "o"), "--model", "skin_gpt"]) == 2
+    text = capsys.readouterr().out
+    assert "no .onnx/.ckpt file" in text and "hsv" in text and "ycbcr" in text
+    assert predict_main([str(tmp_path), str(tmp_path / "o"), "--model", str(tmp_path / "gone.onnx")]) == 2
+    assert "no such file" in capsys.readouterr().out
+    assert predict_main([str(tmp_path), str(tmp_path / "o"), "--model", "hsv", "--tile", "64"]) == 2
+    assert "--tile" in capsys.readouterr().out
+    assert predict_main([str(tmp_path), str(tmp_path / "o"), "--model", "hsv"]) == 1  # x.jpg, x.png: one stem
+    assert "same stem" in capsys.readouterr().out and (tmp_path / "o" / "x.png").is_file()
+
+
+# --- mask helpers ----------------------------------------------------------------------------
+
+
+def test_mask_arithmetic_saturates():
+    person = np.array([[255, 200, 0, 100]], np.uint8)
+    skin = np.array([[255, 50, 30, 160]], np.uint8)
+    np.testing.assert_array_equal(subtract(person, skin), [[0, 150, 0, 0]])
+    np.testing.assert_array_equal(union(person, skin), [[255, 200, 30, 160]])
+    np.testing.assert_array_equal(intersection(person, skin), [[255, 50, 0, 100]])
+    clothes = np.array([[0, 100, 0, 0]], np.uint8)
+    np.testing.assert_array_equal(subtract(person, union(skin, clothes)), [[0, 100, 0, 0]])
+    np.testing.assert_array_equal(intersection(person, skin, clothes), [[0, 50, 0, 0]])
+    with pytest.raises(ValueError, match="size"):
+        subtract(person, skin[:, :2])
+    with pytest.raises(ValueError, match="uint8"):
+        union(person, skin.astype(float))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert subtract(skin, person).dtype == np.uint8
