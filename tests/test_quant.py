@@ -99,7 +99,7 @@ def test_export_refuses_to_overwrite_and_unknown_engines(trained, tmp_path, caps
         export_checkpoint(trained["dlmv"], tmp_path / "other", engines=["tensorrt"])
 
 
-@pytest.mark.parametrize("name", ["u2netp", "dlmv"])
+@pytest.mark.parametrize("name", sorted(TINY))
 def test_qat_fine_tunes_and_exports_its_engine(trained, tmp_path, cache_dir, name):
     cfg = compose_train([f"model={name}", *TINY[name], *DEMO, "qat=qnnpack", "trainer.max_epochs=3",
                          f"model.pretrained={trained[name]}"], tmp_path / "run", cache_dir)

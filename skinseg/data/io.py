@@ -35,7 +35,7 @@ def _open(path: str | os.PathLike) -> Image.Image:
         ) from error
 
 
-def _to_uint8(array: np.ndarray) -> np.ndarray:
+def to_uint8(array: np.ndarray) -> np.ndarray:
     """Scales 16-bit, 32-bit integer or float pixel arrays to uint8."""
     if array.dtype == np.uint8:
         return array
@@ -59,7 +59,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """
     image = _open(path)
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        grey = _to_uint8(np.asarray(image))
+        grey = to_uint8(np.asarray(image))
         return np.repeat(grey[..., None], 3, axis=2)
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
@@ -78,7 +78,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
         raw = np.asarray(image)
         if raw.max(initial=0) <= 1:
             return (raw > 0).astype(np.uint8) * 255
-        return _to_uint8(raw)
+        return to_uint8(raw)
     mask = np.asarray(image.convert("L"), dtype=np.uint8)
     if mask.max(initial=0) == 1:
         return mask * 255

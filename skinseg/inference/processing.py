@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from skinseg.data.io import _to_uint8, read_image
+from skinseg.data.io import to_uint8, read_image
 from skinseg.inference.tiling import predict_tiled
 
 ImageInput = Image.Image | np.ndarray | str | os.PathLike
@@ -46,7 +46,7 @@ def to_rgb(image: ImageInput) -> np.ndarray:
         image = np.asarray(image)
     if not isinstance(image, np.ndarray):
         raise TypeError(f"expected a PIL image, a numpy array or a path, got {type(image).__name__}")
-    array = _to_uint8(image)
+    array = to_uint8(image)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim == 2:
