@@ -13,15 +13,15 @@ import pytest
 import torch
 from PIL import Image
 
+from skinseg.checkpoints import load_network
 from skinseg.classical import create_method
 from skinseg.data.io import read_image
-from skinseg.export.checkpoint import set_metadata
 from skinseg.export.onnx import export_onnx
-from skinseg.models.head import ProbabilityHead
 from skinseg.inference import Session, TorchSession, predict_tiled
 from skinseg.inference.tiling import hann_window, tile_boxes
 from skinseg.masks import intersection, subtract, union
 from skinseg.models import create_model
+from skinseg.models.head import ProbabilityHead
 from skinseg.predict import main as predict_main
 
 TINY_U2NETP = {"encoder_channels": [(4, 8)] * 4, "decoder_channels": [(4, 8)] * 3, "rsu_heights": [5, 4]}
@@ -40,8 +40,7 @@ def models(tmp_path_factory):
     torch.manual_seed(0)
     head = ProbabilityHead(create_model("u2netp", **TINY_U2NETP))
     paths = {name: folder / f"{name}.onnx" for name in ("meta", "bare", "static")}
-    export_onnx(head, paths["meta"], 64)
-    set_metadata(paths["meta"], {"skinseg.input_size": 64, "skinseg.resize": "letterbox"})
+    export_onnx(head, paths["meta"], 64, metadata={"skinseg.input_size": 64, "skinseg.resize": "letterbox"})
     export_onnx(head, paths["bare"], 64)
     export_onnx(head, paths["static"], 48, dynamic_size=False)
     static = onnx.load(str(paths["static"]))
@@ -67,13 +66,11 @@ def trained(tmp_path_factory, cache_dir):
         "trainer.max_epochs=1", "callbacks.rich_progress_bar=null", "logger=csv",
     ], folder, cache_dir)
     checkpoint = train(cfg)["best_checkpoint"]
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    net = create_model(**state["hyper_parameters"]["net"])
-    net.load_state_dict({k[4:]: v for k, v in state["state_dict"].items() if k.startswith("net.")})
-    hparams = state["hyper_parameters"]
-    head = ProbabilityHead(net, hparams["input_mean"], hparams["input_std"])
-    onnx_path = export_onnx(head, folder / "m.onnx", 64)
-    set_metadata(onnx_path, {"skinseg.input_size": 64, "skinseg.resize": "letterbox"})
+    trained_network = load_network(checkpoint)
+    hparams = trained_network.hparams
+    head = ProbabilityHead(trained_network.net, hparams["input_mean"], hparams["input_std"])
+    onnx_path = export_onnx(head, folder / "m.onnx", 64,
+                            metadata={"skinseg.input_size": 64, "skinseg.resize": "letterbox"})
     return checkpoint, onnx_path
 
 

@@ -4,7 +4,7 @@ Names are imported on first use, so that numpy-only code (classical methods, met
 evaluation of them) can read images without importing torch and Lightning.
 """
 
-from importlib import import_module
+from skinseg.lazy import lazy_getattr
 
 _EXPORTS = {
     "DataError": "skinseg.data.io",
@@ -19,8 +19,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'skinseg.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr("skinseg.data", _EXPORTS)

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import torch
 
 import skinseg
@@ -39,16 +38,6 @@ from skinseg.quant.fx import ENGINES, calibrate, convert, prepare_ptq, quantized
 PARITY_TOLERANCE = 1e-4
 INT8_PARITY_TOLERANCE = 0.02  # mean |Δp| of ONNX Runtime int8 vs PyTorch int8 (requantization rounding differs)
 Progress = Callable[[str], None]
-
-
-def set_metadata(path: str | os.PathLike, values: dict[str, Any]) -> None:
-    """Stores key/value strings in an ONNX file's metadata_props (read by inference.Session)."""
-    model = onnx.load(str(path))
-    existing = {prop.key: prop for prop in model.metadata_props}
-    for key, value in values.items():
-        prop = existing.get(key) or model.metadata_props.add()
-        prop.key, prop.value = key, str(value)
-    onnx.save(model, str(path))
 
 
 def sha256(path: str | os.PathLike) -> str:
@@ -122,7 +111,7 @@ def planned_files(out_dir: Path, name: str, engines: Sequence[str], with_fp32: b
 
 
 def export_int8(trained: TrainedNetwork, engine: str, size: int, calibration: np.ndarray, onnx_path: Path,
-                pt_path: Path) -> ProbabilityHead:
+                pt_path: Path, metadata: dict[str, Any]) -> ProbabilityHead:
     """Quantizes (PTQ with `calibration`, or converts the QAT graph), writes both files; returns the int8 head."""
     mean, std = trained.hparams.get("input_mean"), trained.hparams.get("input_std")
     method = (trained.quantization or {}).get("method", "ptq")
@@ -135,7 +124,7 @@ def export_int8(trained: TrainedNetwork, engine: str, size: int, calibration: np
     quantized = convert(prepared, engine)
     head = ProbabilityHead(quantized, mean, std).eval()
     with quantized_engine(engine), quiet_quantization():
-        export_onnx(head, onnx_path, size)
+        export_onnx(head, onnx_path, size, metadata={**metadata, "skinseg.quantization": f"{method}/{engine}"})
     save_int8(quantized, pt_path, trained.hparams["net"], engine, method, size)
     return head
 
@@ -209,8 +198,7 @@ def export_checkpoint(
         reference_probabilities = head(torch.from_numpy(parity_inputs)).numpy()
     if not qat:
         report("exporting fp32 ONNX")
-        onnx_path = export_onnx(head, out_dir / f"{name}.onnx", size)
-        set_metadata(onnx_path, metadata)
+        onnx_path = export_onnx(head, out_dir / f"{name}.onnx", size, metadata=metadata)
         difference = float(np.abs(onnx_probabilities(onnx_path, parity_inputs) - reference_probabilities).max())
         if difference > PARITY_TOLERANCE:
             raise RuntimeError(f"{onnx_path}: ONNX Runtime differs from PyTorch by {difference:.2e} "
@@ -231,8 +219,7 @@ def export_checkpoint(
         report(f"quantizing for {engine}")
         onnx_path = out_dir / f"{name}.{engine}.int8.onnx"
         pt_path = out_dir / f"{name}.{engine}.int8.pt"
-        int8_head = export_int8(trained, engine, size, calibration, onnx_path, pt_path)
-        set_metadata(onnx_path, {**metadata, "skinseg.quantization": f"{qat['method'] if qat else 'ptq'}/{engine}"})
+        int8_head = export_int8(trained, engine, size, calibration, onnx_path, pt_path, metadata)
         with torch.inference_mode(), quantized_engine(engine), quiet_quantization():
             torch_int8 = int8_head(torch.from_numpy(parity_inputs)).numpy()
         onnx_int8 = onnx_probabilities(onnx_path, parity_inputs)

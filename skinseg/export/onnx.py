@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -34,6 +35,7 @@ def export_onnx(
     input_size: int,
     dynamic_size: bool = True,
     opset: int = OPSET,
+    metadata: dict[str, Any] | None = None,
 ) -> Path:
     """Exports `model` (images in [0,1] -> probabilities, e.g. a ProbabilityHead) to ONNX.
 
@@ -43,6 +45,7 @@ def export_onnx(
         input_size: side of the example input (the model's training size).
         dynamic_size: make height and width dynamic as well as the batch.
         opset: ONNX opset (>= 17).
+        metadata: key/value strings for the file's metadata_props (read by inference.Session).
 
     Returns:
         The path written.
@@ -70,9 +73,18 @@ def export_onnx(
         )
     model_proto = onnx.load(str(temporary))
     shapes_from_quantized_tensors(model_proto.graph)
+    set_metadata(model_proto, metadata or {})
     onnx.save(model_proto, str(temporary))
     os.replace(temporary, path)
     return path
+
+
+def set_metadata(model: onnx.ModelProto, values: dict[str, Any]) -> None:
+    """Sets key/value strings in a model's metadata_props, replacing keys already there."""
+    existing = {prop.key: prop for prop in model.metadata_props}
+    for key, value in values.items():
+        prop = existing.get(key) or model.metadata_props.add()
+        prop.key, prop.value = key, str(value)
 
 
 def shapes_from_quantized_tensors(graph: onnx.GraphProto) -> int:

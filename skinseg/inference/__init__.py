@@ -5,7 +5,7 @@ numpy, Pillow and OpenCV; `TorchSession` imports torch. This package itself impo
 nothing heavy.
 """
 
-from importlib import import_module
+from skinseg.lazy import lazy_getattr
 
 _EXPORTS = {
     "Session": "skinseg.inference.session",
@@ -15,8 +15,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'skinseg.inference' has no attribute {name!r}")
+__getattr__ = lazy_getattr("skinseg.inference", _EXPORTS)

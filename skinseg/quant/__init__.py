@@ -4,8 +4,6 @@
 (Lightning) is imported on first use.
 """
 
-from importlib import import_module
-
 from skinseg.quant.fx import (
     ENGINES,
     METHODS,
@@ -18,6 +16,7 @@ from skinseg.quant.fx import (
     quantized_engine,
     save_int8,
 )
+from skinseg.lazy import lazy_getattr
 
 __all__ = [
     "ENGINES",
@@ -33,8 +32,4 @@ __all__ = [
     "save_int8",
 ]
 
-
-def __getattr__(name: str):
-    if name == "QuantizationAwareTraining":
-        return import_module("skinseg.quant.callback").QuantizationAwareTraining
-    raise AttributeError(f"module 'skinseg.quant' has no attribute {name!r}")
+__getattr__ = lazy_getattr("skinseg.quant", {"QuantizationAwareTraining": "skinseg.quant.callback"})
