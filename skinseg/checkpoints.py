@@ -38,11 +38,21 @@ class TrainedNetwork:
         return (self.run_config.get("data") or {}).get("resize_mode", "squash")
 
 
+TRAINING_ONLY_ARGUMENTS = ("device_map", "stage_dtypes")
+
+
+def inference_net_config(net_config: dict[str, Any]) -> dict[str, Any]:
+    """A run's `net` config without its training-time placement and precision arguments."""
+    return {key: value for key, value in net_config.items() if key not in TRAINING_ONLY_ARGUMENTS}
+
+
 def load_network(path: str | os.PathLike) -> TrainedNetwork:
     """Loads a skinseg/Lightning `.ckpt` (`weights_only=True`) into its network.
 
     Loading touches no random generator and needs none of the files the run's config
-    names (e.g. `model.pretrained`).
+    names (e.g. `model.pretrained`). Training-time placement and precision
+    (`device_map`, `stage_dtypes`) are dropped: the network is float32 on the CPU, to be
+    moved wherever it runs.
 
     Raises:
         FileNotFoundError: no file at path.
@@ -60,7 +70,7 @@ def load_network(path: str | os.PathLike) -> TrainedNetwork:
     if quantization:
         net = load_qat_network(hparams["net"], weights, quantization)
     else:
-        net = create_model(**hparams["net"])
+        net = create_model(**inference_net_config(hparams["net"]))
         net.load_state_dict(weights)
     extras = state.get("skinseg") or {}
     return TrainedNetwork(net.eval(), dict(hparams), extras.get("config") or {}, extras, quantization)

@@ -58,6 +58,11 @@ class BceDiceLoss(nn.Module):
 
     def single(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss of one output: logits and target (B,C,H,W)."""
+        if logits.shape != target.shape:
+            raise ValueError(
+                f"an output of shape {tuple(logits.shape)} does not match the masks {tuple(target.shape)}; "
+                "a model whose side outputs have other sizes needs its own loss (configs/model/<name>.yaml)"
+            )
         bce = F.binary_cross_entropy_with_logits(logits.float(), target.float())
         return self.bce_weight * bce + self.dice_weight * dice_loss(logits, target)
 
@@ -74,3 +79,57 @@ class BceDiceLoss(nn.Module):
                 weight = self.output_weights[min(index, len(self.output_weights) - 1)]
             total = total + weight * self.single(logits, target)
         return total
+
+
+class BiRefNetLoss(nn.Module):
+    """BiRefNet's training loss over the 10 outputs of `BiRefNetLite` in training mode.
+
+    final: BCE + Dice of the final logits; sides: the same pixel loss of each side
+    logits map (H/32, H/16, H/8) resized to the masks' size (multi-scale supervision);
+    gradient: BCE between sigmoid(gradient prediction resized to the masks' size) and
+    sigmoid(gradient label), per level, as BiRefNet's gradient-attention ("out_ref")
+    loss. `side_weight=0, gradient_weight=0` is the original skin training, which
+    supervised the final output only.
+
+    Args:
+        bce_weight: BCE weight of the pixel loss.
+        dice_weight: Dice weight of the pixel loss.
+        side_weight: weight of each side output's pixel loss.
+        gradient_weight: weight of each level's gradient loss.
+    """
+
+    def __init__(
+        self, bce_weight: float = 0.5, dice_weight: float = 0.5, side_weight: float = 1.0, gradient_weight: float = 1.0
+    ) -> None:
+        super().__init__()
+        if side_weight < 0 or gradient_weight < 0:
+            raise ValueError(f"side_weight and gradient_weight must be >= 0, got {side_weight}, {gradient_weight}")
+        self.pixel = BceDiceLoss(bce_weight, dice_weight)
+        self.side_weight = side_weight
+        self.gradient_weight = gradient_weight
+
+    def forward(self, outputs: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        """Args: outputs, the 10-tuple of training (or the final logits alone, as in
+        validation), each (B,C,h,w); target (B,C,H,W) in [0,1]."""
+        if isinstance(outputs, torch.Tensor):
+            return self.pixel.single(outputs, target)
+        if len(outputs) != 10:
+            raise ValueError(f"BiRefNetLoss expects BiRefNetLite's 10 training outputs, got {len(outputs)}")
+        final, sides, predictions, labels = outputs[0], outputs[1:4], outputs[4:7], outputs[7:10]
+        size = target.shape[-2:]
+        total = self.pixel.single(final, target)
+        if self.side_weight:
+            for side in sides:
+                total = total + self.side_weight * self.pixel.single(upsample(side, size), target)
+        if self.gradient_weight:
+            for prediction, label in zip(predictions, labels, strict=True):
+                gradient_target = torch.sigmoid(label.float())
+                total = total + self.gradient_weight * F.binary_cross_entropy_with_logits(
+                    upsample(prediction, size).float(), gradient_target
+                )
+        return total
+
+
+def upsample(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Bilinear resize (align_corners=True, as BiRefNet) of (B,C,h,w) logits to (H,W) in float32."""
+    return F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=True)

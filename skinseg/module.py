@@ -154,6 +154,10 @@ class SkinSegModule(L.LightningModule):
         pretrained: local state dict / checkpoint to start from.
         input_mean: per-channel mean subtracted after scaling inputs to [0,1]; None: none.
         input_std: per-channel std divided by after the mean; None: none.
+        device_map: None, or where each part of a network that can be split lives, e.g.
+            {"backbone": "cuda:0", "decoder": "cuda:1"} (BiRefNet_lite; any devices, "cpu"
+            included). The module keeps the parts there although Lightning moves models
+            onto one device; outputs and the loss are on the backbone's device.
 
     Batches are {"image": uint8 (B,3,H,W), "mask": uint8 (B,1,H,W), "dataset": (B,) ids}.
     """
@@ -171,12 +175,17 @@ class SkinSegModule(L.LightningModule):
         pretrained: str | None = None,
         input_mean: Sequence[float] | None = None,
         input_std: Sequence[float] | None = None,
+        device_map: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["loss", "optimizer", "scheduler"], logger=False)
         if scheduler_interval not in ("step", "epoch"):
             raise ValueError(f"model.scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
         self.net = create_model(**net)
+        if device_map is not None:
+            if not hasattr(self.net, "place"):
+                raise ValueError(f"model.device_map: {net['name']} cannot be split over devices (birefnet_lite can)")
+            self.net.device_map = device_map
         if pretrained:
             load_weights(self.net, pretrained)
         if channels_last:
@@ -207,6 +216,49 @@ class SkinSegModule(L.LightningModule):
         if self.hparams.compile:
             self.net.compile()
 
+    @property
+    def device_map(self) -> dict[str, torch.device] | None:
+        """The network's part -> device map, if it is split over devices (BiRefNet_lite)."""
+        return getattr(self.net, "device_map", None)
+
+    def place_network(self) -> None:
+        """Moves the parts of a split network onto their devices, and its optimizer state with them.
+
+        Lightning moves the whole module onto its root device before fitting, and a resumed
+        optimizer state onto it after `on_fit_start`; the hooks below undo both for split
+        networks.
+        """
+        if self.device_map is None:
+            return
+        self.net.place()
+        if self._trainer is None:
+            return
+        for optimizer in self.trainer.optimizers:
+            for parameter, state in optimizer.state.items():
+                for key, value in state.items():
+                    if isinstance(value, torch.Tensor) and value.dim() > 0:
+                        state[key] = value.to(parameter.device)
+
+    def on_fit_start(self) -> None:
+        if self.device_map is not None and self.trainer.world_size > 1:
+            raise ValueError(
+                "model.device_map splits one model over devices by hand: train it in one process "
+                f"(trainer.devices=1), not {self.trainer.world_size}"
+            )
+        self.place_network()
+
+    def on_train_start(self) -> None:
+        self.place_network()
+
+    def on_validation_start(self) -> None:
+        self.place_network()
+
+    def on_test_start(self) -> None:
+        self.place_network()
+
+    def on_predict_start(self) -> None:
+        self.place_network()
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B,3,H,W) -> float (B,3,H,W) in [0,1], normalised if configured."""
         x = images.float().div_(255)
@@ -221,11 +273,12 @@ class SkinSegModule(L.LightningModule):
         return self.net(self.preprocess(images))
 
     def _step(self, batch: dict, scores: SegmentationScores, split: str) -> torch.Tensor:
-        target = batch["mask"].float().div_(255)
         outputs = self(batch["image"])
-        loss = self.loss_fn(outputs, target)
         main = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
-        scores.update(main, target, batch["dataset"])
+        # a network split over devices returns its outputs on its first part's device
+        target = batch["mask"].to(main.device).float().div_(255)
+        loss = self.loss_fn(outputs, target)
+        scores.update(main.to(batch["dataset"].device), target.to(batch["dataset"].device), batch["dataset"])
         self.log(
             f"{split}/loss",
             loss,

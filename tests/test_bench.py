@@ -39,3 +39,13 @@ def test_inference_benchmark_smoke(capsys, tmp_path):
     output = capsys.readouterr().out
     assert "ONNX Runtime int8 QDQ (qnnpack)" in output and "torch inference_mode" in output
     assert (tmp_path / "inference_speed.md").read_text().count("| dlmv | 64 |") == 4
+
+
+def test_birefnet_benchmark_smoke(capsys, tmp_path):
+    from skinseg.bench import birefnet as bench_birefnet
+
+    bench_birefnet.main(["--sizes", "64", "--train-size", "64", "--precisions", "fp32", "--no-onnx", "--runs", "1",
+                         "--out", str(tmp_path)])
+    output = capsys.readouterr().out
+    assert "train step PyTorch fp32 cpu + checkpointing" in output and "peak RSS GiB" in output
+    assert (tmp_path / "birefnet_memory.csv").read_text().count("\n") == 4  # header + 3 rows

@@ -9,17 +9,9 @@ import torch
 from skinseg.models.birefnet_lite import BiRefNetLite, image_tiles
 from skinseg.models.swin import SwinTransformer
 
-# block_channels stays at 16: on the CPU, torch 2.14's bfloat16 weight gradient of a 3x3 conv
-# from thousands of channels (the tile embeddings) to 4 or 8 corrupts memory.
-TINY = {
-    "embed_dim": 24,
-    "depths": (2, 2, 2, 2),
-    "num_heads": (1, 1, 2, 2),
-    "decoder_channels": (32, 16, 16, 8),
-    "block_channels": 16,
-    "aspp_channels": 8,
-    "gradient_channels": 4,
-}
+from .test_models import TINY as MODEL_TINY
+
+TINY = MODEL_TINY["birefnet_lite"]
 
 
 @pytest.fixture(autouse=True)
@@ -149,3 +141,32 @@ def test_activation_checkpointing_gives_the_same_gradients():
         grads.append({name: p.grad for name, p in model.named_parameters()})
     for name, grad in grads[0].items():
         torch.testing.assert_close(grads[1][name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize("kernel_size", [1, 3, 7])
+def test_sampled_deformable_conv_equals_torchvision(kernel_size):
+    """Same values and gradients as torchvision's kernel, offsets reaching outside the image included."""
+    from torchvision.ops import deform_conv2d
+
+    from skinseg.models.birefnet_lite import deform_conv2d_sampled
+
+    generator = torch.Generator().manual_seed(kernel_size)
+    taps, padding = kernel_size**2, kernel_size // 2
+    inputs = [
+        torch.randn(2, 5, 11, 13, generator=generator, dtype=torch.float64),
+        3 * torch.randn(2, 2 * taps, 11, 13, generator=generator, dtype=torch.float64),
+        torch.randn(4, 5, kernel_size, kernel_size, generator=generator, dtype=torch.float64),
+        torch.randn(4, generator=generator, dtype=torch.float64),
+        torch.rand(2, taps, 11, 13, generator=generator, dtype=torch.float64),
+    ]
+    results = []
+    for function in ("torchvision", "sampled"):
+        x, offset, weight, bias, mask = [t.clone().requires_grad_() for t in inputs]
+        if function == "torchvision":
+            out = deform_conv2d(x, offset, weight, bias, padding=(padding, padding), mask=mask)
+        else:
+            out = deform_conv2d_sampled(x, offset, weight, bias, padding, mask)
+        out.square().sum().backward()
+        results.append([out, x.grad, offset.grad, weight.grad, bias.grad, mask.grad])
+    for expected, actual in zip(*results):
+        torch.testing.assert_close(actual, expected, rtol=1e-9, atol=1e-9)

@@ -15,26 +15,30 @@ from skinseg.export.flops import REFERENCE_ROWS, flops_table
 from skinseg.export.onnx import onnx_probabilities
 from skinseg.training import train
 
+from .test_train import TINY_BIREFNET_SPLIT
+
 TINY = {
     "u2netp": ["+model.net.encoder_channels=[[4,8],[4,8],[4,8],[4,8]]",
                "+model.net.decoder_channels=[[4,8],[4,8],[4,8]]", "+model.net.rsu_heights=[5,4]"],
     "dlmv": ["+model.net.width_mult=0.25", "+model.net.aspp_channels=8"],
+    "birefnet_lite": TINY_BIREFNET_SPLIT,
 }
+# dlmv is trained letterboxed here; birefnet_lite's config letterboxes by default
+RESIZE = {"u2netp": "squash", "dlmv": "letterbox", "birefnet_lite": "letterbox"}
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory, cache_dir):
-    """A tiny trained checkpoint per model (1 epoch on demo data), letterboxed for dlmv."""
+    """A tiny trained checkpoint per model (1 epoch on demo data; birefnet_lite split over devices)."""
     from .conftest import compose_train
 
     paths = {}
     for name, extra in TINY.items():
         folder = tmp_path_factory.mktemp(f"train_{name}")
-        resize = "letterbox" if name == "dlmv" else "squash"
+        resize = [] if name == "birefnet_lite" else [f"data.resize_mode={RESIZE[name]}"]
         cfg = compose_train([f"model={name}", *extra, "data.demo.num_train=8", "data.demo.num_val=4",
-                             "data.image_size=64", "data.batch_size=4", "data.num_workers=0",
-                             f"data.resize_mode={resize}", "trainer.max_epochs=1",
-                             "callbacks.rich_progress_bar=null"], folder, cache_dir)
+                             "data.image_size=64", "data.batch_size=4", "data.num_workers=0", *resize,
+                             "trainer.max_epochs=1", "callbacks.rich_progress_bar=null"], folder, cache_dir)
         paths[name] = train(cfg)["best_checkpoint"]
     return paths
 
@@ -47,12 +51,37 @@ def test_export_writes_a_checked_onnx_and_a_model_card(checkpoints, tmp_path, na
     assert card["onnx"]["parity_images"] == 4
     saved = json.loads((tmp_path / f"{name}.json").read_text())
     assert saved["input"]["size"] == 64 and saved["architecture"]["net"]["name"] == name
-    assert saved["input"]["resize"] == ("letterbox" if name == "dlmv" else "squash")
+    assert saved["input"]["resize"] == RESIZE[name]
     assert saved["files"][f"{name}.onnx"]["sha256"] and "val/iou" in saved["val_metrics_at_training_resolution"]
     metadata = {prop.key: prop.value for prop in onnx.load(str(onnx_path)).metadata_props}
     assert metadata["skinseg.input_size"] == "64" and metadata["skinseg.model"] == name
-    probabilities = onnx_probabilities(onnx_path, np.random.rand(2, 3, 45, 77).astype(np.float32))
-    assert probabilities.shape == (2, 1, 45, 77) and 0 <= probabilities.min() and probabilities.max() <= 1
+    # BiRefNet_lite: opset 19 for DeformConv, and a graph of the export size only
+    assert saved["onnx"]["opset"] == (19 if name == "birefnet_lite" else 17)
+    assert saved["onnx"]["dynamic_size"] is (name != "birefnet_lite")
+    size = (64, 64) if name == "birefnet_lite" else (45, 77)
+    probabilities = onnx_probabilities(onnx_path, np.random.rand(2, 3, *size).astype(np.float32))
+    assert probabilities.shape == (2, 1, *size) and 0 <= probabilities.min() and probabilities.max() <= 1
+
+
+def test_birefnet_export_refuses_int8_before_writing_anything(checkpoints, tmp_path):
+    with pytest.raises(ValueError, match="cannot be quantized.*export it in fp32"):
+        export_checkpoint(checkpoints["birefnet_lite"], tmp_path, engines=["x86"])
+    assert not list(tmp_path.iterdir())
+
+
+def test_birefnet_sessions_letterbox_at_the_export_size(checkpoints, tmp_path):
+    """ONNX Runtime and PyTorch sessions of a split-trained BiRefNet_lite agree on a non-square
+    photo: letterboxed to the fixed 64x64 graph, mask back at the photo's size."""
+    from skinseg.inference import Session, TorchSession
+
+    export_checkpoint(checkpoints["birefnet_lite"], tmp_path)
+    onnx_session = Session(tmp_path / "birefnet_lite.onnx", normalize="none")
+    torch_session = TorchSession(checkpoints["birefnet_lite"], normalize="none")
+    assert onnx_session.resize == torch_session.resize == "letterbox" and onnx_session.size == 64
+    photo = (np.random.default_rng(0).random((90, 50, 3)) * 255).astype(np.uint8)
+    onnx_mask, torch_mask = onnx_session.predict(photo), torch_session.predict(photo)
+    assert onnx_mask.shape == torch_mask.shape == (90, 50)
+    assert np.abs(onnx_mask.astype(int) - torch_mask).max() <= 1
 
 
 def test_cli_and_missing_checkpoint(checkpoints, tmp_path, capsys):

@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from skinseg.losses import BceDiceLoss, dice_loss
+import torch.nn.functional as F
+
+from skinseg.losses import BceDiceLoss, BiRefNetLoss, dice_loss
+from skinseg.models import create_model
+
+from .test_models import TINY
 
 
 def test_dice_is_zero_for_a_confident_perfect_prediction():
@@ -40,3 +45,45 @@ def test_loss_is_float32_and_finite_from_bf16_logits():
 def test_invalid_weights_are_refused():
     with pytest.raises(ValueError, match="loss weights"):
         BceDiceLoss(bce_weight=0, dice_weight=0)
+
+
+def test_outputs_of_another_size_name_the_fix():
+    with pytest.raises(ValueError, match="needs its own loss"):
+        BceDiceLoss()((torch.randn(2, 1, 8, 8), torch.randn(2, 1, 2, 2)), torch.rand(2, 1, 8, 8))
+
+
+def birefnet_training_outputs(size: int = 64) -> tuple[torch.Tensor, ...]:
+    torch.manual_seed(0)
+    return create_model("birefnet_lite", **TINY["birefnet_lite"]).train()(torch.rand(2, 3, size, size))
+
+
+def test_birefnet_loss_terms():
+    outputs, target = birefnet_training_outputs(), (torch.rand(2, 1, 64, 64) > 0.5).float()
+    pixel = BceDiceLoss(0.5, 0.5)
+
+    def resized(x):
+        return F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=True)
+
+    final = pixel.single(outputs[0], target)
+    sides = sum(pixel.single(resized(side), target) for side in outputs[1:4])
+    gradients = sum(
+        F.binary_cross_entropy(torch.sigmoid(resized(prediction)), torch.sigmoid(label))
+        for prediction, label in zip(outputs[4:7], outputs[7:10])
+    )
+    torch.testing.assert_close(BiRefNetLoss(side_weight=0, gradient_weight=0)(outputs, target), final)
+    torch.testing.assert_close(BiRefNetLoss(side_weight=0.5, gradient_weight=2)(outputs, target),
+                               final + 0.5 * sides + 2 * gradients)
+    torch.testing.assert_close(BiRefNetLoss()(outputs[0], target), final)  # validation: the final logits
+
+
+def test_birefnet_loss_trains_the_side_and_gradient_heads():
+    torch.manual_seed(0)
+    model = create_model("birefnet_lite", **TINY["birefnet_lite"]).train()
+    BiRefNetLoss()(model(torch.rand(2, 3, 64, 64)), torch.rand(2, 1, 64, 64)).backward()
+    for head in ("conv_ms_spvn_4", "gdt_convs_pred_3", "gdt_convs_attn_2", "conv_out1"):
+        weight = next(p for name, p in model.decoder.named_parameters() if name.startswith(head))
+        assert weight.grad.abs().sum() > 0, head
+    with pytest.raises(ValueError, match="10 training outputs"):
+        BiRefNetLoss()(tuple(torch.randn(2, 1, 8, 8) for _ in range(7)), torch.rand(2, 1, 8, 8))
+    with pytest.raises(ValueError, match=">= 0"):
+        BiRefNetLoss(side_weight=-1)

@@ -30,12 +30,38 @@ TINY_U2NET = [
     "+model.net.decoder_channels=[[4,8],[4,8],[4,8],[4,8],[4,8]]",
 ]
 
+# a tiny BiRefNet_lite split over two devices (both the CPU here: the code path is the same)
+TINY_BIREFNET_SPLIT = [
+    "+model.net.embed_dim=16",
+    "+model.net.depths=[2,2,2,2]",
+    "+model.net.num_heads=[1,1,2,2]",
+    "+model.net.decoder_channels=[32,16,16,8]",
+    "+model.net.block_channels=16",
+    "+model.net.aspp_channels=8",
+    "+model.net.gradient_channels=4",
+    "model.device_map={backbone:cpu,decoder:cpu}",
+]
+
 
 @pytest.mark.parametrize("model", ["u2netp", "u2net", "dlmv"])
 def test_fast_dev_run_on_demo_data(cfg_factory, model):
     summary = train(cfg_factory([f"model={model}", "debug=fdr", *SMALL_DEMO]))
     assert summary["model"] == model
     assert 0.0 <= summary["val/iou"] <= 1.0 and 0.0 <= summary["val/demo/mae"] <= 255.0
+
+
+def test_fast_dev_run_of_a_split_birefnet(cfg_factory, monkeypatch):
+    """Lightning moves the module onto one device; the module puts the parts back before
+    training and validation."""
+    from skinseg.models.birefnet_lite import BiRefNetLite
+
+    placed = []
+    place = BiRefNetLite.place
+    monkeypatch.setattr(BiRefNetLite, "place", lambda self: placed.append(self.device_map) or place(self))
+    summary = train(cfg_factory(["model=birefnet_lite", "debug=fdr", *SMALL_DEMO, *TINY_BIREFNET_SPLIT]))
+    assert summary["model"] == "birefnet_lite" and 0.0 <= summary["val/iou"] <= 1.0
+    cpu = torch.device("cpu")
+    assert len(placed) >= 3 and all(device_map == {"backbone": cpu, "decoder": cpu} for device_map in placed)
 
 
 def test_overfitting_a_few_batches_learns(cfg_factory):
@@ -80,7 +106,7 @@ def test_a_few_steps_on_one_public_dataset(cfg_factory, tmp_path):
 
 
 def test_invalid_config_values_fail_before_training(cfg_factory):
-    with pytest.raises(InstantiationException, match="valid names: dlmv, u2net, u2netp"):
+    with pytest.raises(InstantiationException, match="valid names: birefnet_lite, dlmv, u2net, u2netp"):
         train(cfg_factory(["model.net.name=u3net", "debug=fdr", *SMALL_DEMO]))
     with pytest.raises(InstantiationException, match="resize_mode"):
         train(cfg_factory(["data.resize_mode=stretch", "debug=fdr", *SMALL_DEMO]))

@@ -14,7 +14,6 @@ Markdown and CSV.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import tempfile
 import time
@@ -27,6 +26,7 @@ import onnxruntime as ort
 import torch
 from rich.console import Console
 
+from skinseg.bench import save_table
 from skinseg.bench.train import cpu_name
 from skinseg.export.onnx import INPUT_NAME, export_onnx
 from skinseg.models import create_model
@@ -133,12 +133,7 @@ def main(argv: list[str] | None = None) -> None:
               f"onnxruntime {ort.__version__}; median of {args.runs} interleaved rounds after warm-up")
     text = markdown(table, header)
     console.print(text, markup=False)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "inference_speed.md").write_text(text + "\n")
-    with open(args.out / "inference_speed.csv", "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["model", "size", "runtime", "seconds_per_image"])
-        writer.writerows(table)
+    save_table(args.out, "inference_speed", text, ["model", "size", "runtime", "seconds_per_image"], table)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Exporting a trained checkpoint: ONNX fp32, int8 per quantization engine, checks, model card.
 
 `export_checkpoint` writes, into the output folder:
-- `<name>.onnx`: fp32, opset 17, dynamic batch/height/width, images in [0,1] ->
-  probabilities; checked against PyTorch on validation images (max |Δp| <= 1e-4);
+- `<name>.onnx`: fp32, opset 17 (19 for BiRefNet_lite's DeformConv), dynamic batch and
+  height/width (BiRefNet_lite: the export size only), images in [0,1] -> probabilities; checked against PyTorch on validation images (max |Δp| <= 1e-4);
 - per engine: `<name>.<engine>.int8.onnx` (QDQ, for ONNX Runtime) and
   `<name>.<engine>.int8.pt` (the PyTorch int8 state, `skinseg.quant.load_int8`), by
   post-training static quantization calibrated on training images, or by converting a
@@ -30,10 +30,10 @@ from skinseg.checkpoints import TrainedNetwork, load_network
 from skinseg.data.folder import FolderIndex, Sample, dataset_folders, load_pair
 from skinseg.data.io import read_image
 from skinseg.data.transforms import resize_transforms
-from skinseg.export.onnx import OPSET, export_onnx, onnx_probabilities
+from skinseg.export.onnx import export_onnx, has_dynamic_size, onnx_probabilities, required_opset
 from skinseg.metrics import iou_at_half, soft_iou
 from skinseg.models.head import ProbabilityHead
-from skinseg.quant.fx import ENGINES, calibrate, convert, prepare_ptq, quantized_engine, quiet_quantization, save_int8
+from skinseg.quant.fx import ENGINES, calibrate, check_quantizable, convert, prepare_ptq, quantized_engine, quiet_quantization, save_int8
 
 PARITY_TOLERANCE = 1e-4
 INT8_PARITY_TOLERANCE = 0.02  # mean |Δp| of ONNX Runtime int8 vs PyTorch int8 (requantization rounding differs)
@@ -160,7 +160,8 @@ def export_checkpoint(
     Raises:
         FileNotFoundError: no checkpoint at the path.
         FileExistsError: an output file exists and `overwrite` is False.
-        ValueError: an unknown engine, or an engine other than a QAT checkpoint's own.
+        ValueError: an unknown engine, an engine other than a QAT checkpoint's own, or
+            engines for a network that cannot be quantized (BiRefNet_lite).
         RuntimeError: ONNX Runtime disagrees with PyTorch beyond the tolerances.
     """
     report = progress or (lambda message: None)
@@ -175,6 +176,8 @@ def export_checkpoint(
             raise ValueError(f"{checkpoint} was trained with QAT for engine {qat['engine']!r}; "
                              f"it can only be exported for that engine, not {engines}")
         engines = [qat["engine"]]
+    if engines:
+        check_quantizable(trained.net)
     hparams = trained.hparams
     size = int(size or hparams["input_size"])
     name = name or hparams["net"]["name"]
@@ -191,7 +194,8 @@ def export_checkpoint(
     val_samples = checkpoint_samples(trained.run_config, "val", data_dirs)
     parity_inputs = model_inputs(val_samples[:parity_images], size, resize_mode)
     files: list[Path] = []
-    card_onnx: dict[str, Any] = {"opset": OPSET, "parity_images": len(parity_inputs)}
+    card_onnx: dict[str, Any] = {"opset": required_opset(trained.net), "dynamic_size": has_dynamic_size(trained.net),
+                                 "parity_images": len(parity_inputs)}
 
     head = ProbabilityHead(trained.net, mean, std).eval()
     with torch.inference_mode(), quiet_quantization():

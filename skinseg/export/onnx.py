@@ -4,9 +4,14 @@ Exported graphs take float images (B,3,H,W) scaled to [0,1] (normalised inside t
 when the model was trained with a mean/std) and return skin probabilities (B,1,H,W)
 (the sigmoid is part of the graph), so a runtime needs only the pre-processing that
 `skinseg.inference.Session` documents. Batch is dynamic; height and width too where the
-network allows (all skinseg networks do: they resize their side outputs to the input).
+network allows (U²Net, U²NetP and DLMV; BiRefNet_lite's Swin backbone is traced at the
+export size only, which suits its letterboxed square input).
 
-We use the TorchScript exporter (`dynamo=False`, opset 17): it traces the shape
+The opset is 17, or the highest `onnx_opset` a module declares: BiRefNet_lite's
+deformable convolutions export as ONNX `DeformConv` (opset 19), which torchvision does
+not register; `register_deform_conv` does, and ONNX Runtime (>= 1.20) runs it on the CPU.
+
+We use the TorchScript exporter (`dynamo=False`): it traces the shape
 arithmetic of U²Net's upsampling into dynamic ONNX shape ops and exports fake-quantized
 models as QuantizeLinear/DequantizeLinear pairs, which ONNX Runtime fuses into int8
 kernels. torch 2.14 marks it deprecated in favour of the dynamo exporter; that warning is
@@ -29,12 +34,45 @@ OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "output"
 
 
+def required_opset(model: nn.Module) -> int:
+    """The opset to export `model` with: OPSET or the highest `onnx_opset` of its modules."""
+    return max([OPSET] + [getattr(module, "onnx_opset", OPSET) for module in model.modules()])
+
+
+def has_dynamic_size(model: nn.Module) -> bool:
+    """Whether an export of `model` can take any height and width (no module is `onnx_fixed_size`)."""
+    return not any(getattr(module, "onnx_fixed_size", False) for module in model.modules())
+
+
+def register_deform_conv(opset: int = 19) -> None:
+    """Exports torchvision's `deform_conv2d` as ONNX `DeformConv` (opset >= 19)."""
+    from torch.onnx import symbolic_helper
+
+    @symbolic_helper.parse_args("v", "v", "v", "v", "v", "i", "i", "i", "i", "i", "i", "i", "i", "b")
+    def deform_conv(graph, x, weight, offset, mask, bias, stride_h, stride_w, pad_h, pad_w, dilation_h,
+                    dilation_w, groups, offset_groups, use_mask):
+        # torchvision's (dy, dx) offset pairs per tap and its mask layout are ONNX's.
+        inputs = [x, weight, offset, bias] + ([mask] if use_mask else [])
+        return graph.op(
+            "DeformConv",
+            *inputs,
+            dilations_i=[dilation_h, dilation_w],
+            group_i=groups,
+            offset_group_i=offset_groups,
+            kernel_shape_i=symbolic_helper._get_tensor_sizes(weight)[-2:],
+            pads_i=[pad_h, pad_w, pad_h, pad_w],
+            strides_i=[stride_h, stride_w],
+        )
+
+    torch.onnx.register_custom_op_symbolic("torchvision::deform_conv2d", deform_conv, opset)
+
+
 def export_onnx(
     model: nn.Module,
     path: str | os.PathLike,
     input_size: int,
-    dynamic_size: bool = True,
-    opset: int = OPSET,
+    dynamic_size: bool | None = None,
+    opset: int | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
     """Exports `model` (images in [0,1] -> probabilities, e.g. a ProbabilityHead) to ONNX.
@@ -43,16 +81,31 @@ def export_onnx(
         model: the module to trace; put in eval mode here.
         path: the .onnx file to write (written to a temporary name, then renamed).
         input_size: side of the example input (the model's training size).
-        dynamic_size: make height and width dynamic as well as the batch.
-        opset: ONNX opset (>= 17).
+        dynamic_size: make height and width dynamic as well as the batch; None: where the
+            model allows (`has_dynamic_size`).
+        opset: ONNX opset; None: `required_opset(model)`.
         metadata: key/value strings for the file's metadata_props (read by inference.Session).
 
     Returns:
         The path written.
+
+    Raises:
+        ValueError: dynamic_size=True for a model that only exports at one size, or an
+            opset below what the model needs.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
+    if dynamic_size is None:
+        dynamic_size = has_dynamic_size(model)
+    elif dynamic_size and not has_dynamic_size(model):
+        raise ValueError(f"{type(model).__name__} exports at its example size only; use dynamic_size=False")
+    needed = required_opset(model)
+    opset = needed if opset is None else opset
+    if opset < needed:
+        raise ValueError(f"{type(model).__name__} needs ONNX opset >= {needed}, got {opset}")
+    if opset >= 19:
+        register_deform_conv(opset)
     axes = {0: "batch", 2: "height", 3: "width"} if dynamic_size else {0: "batch"}
     example = torch.rand(1, 3, input_size, input_size)
     temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}.onnx")

@@ -1,8 +1,15 @@
 """Segmentation networks: plain `nn.Module`s returning logits (B,C,H,W), and a registry.
 
-Every model returns logits of its input's size. U²Net-family models return a tuple
-(fused, side outputs...) in training mode only; the first element is always the map
-used for inference.
+Every model returns logits of its input's size. U²Net-family models and BiRefNet_lite
+return a tuple (final logits, side outputs...) in training mode only; the first element is
+always the map used for inference.
+
+Modules may declare what export and quantization need to know about them (read by
+`skinseg.export.onnx` and `skinseg.quant.fx`):
+- `onnx_opset`: the lowest ONNX opset that can express them (e.g. 19 for DeformConv);
+- `onnx_fixed_size = True`: the traced ONNX graph only accepts the example's height and
+  width (shape arithmetic the tracer freezes into constants);
+- `quantization_unsupported`: why FX graph-mode int8 quantization cannot handle them.
 """
 
 from __future__ import annotations
@@ -11,12 +18,18 @@ from typing import Any
 
 from torch import nn
 
+from skinseg.models.birefnet_lite import BiRefNetLite
 from skinseg.models.dlmv import DLMV
 from skinseg.models.head import ProbabilityHead
 from skinseg.models.u2net import U2Net
 from skinseg.models.u2netp import U2NetP
 
-MODELS: dict[str, type[nn.Module]] = {"u2net": U2Net, "u2netp": U2NetP, "dlmv": DLMV}
+MODELS: dict[str, type[nn.Module]] = {
+    "u2net": U2Net,
+    "u2netp": U2NetP,
+    "dlmv": DLMV,
+    "birefnet_lite": BiRefNetLite,
+}
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
@@ -32,4 +45,4 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     return model_class(**kwargs)
 
 
-__all__ = ["DLMV", "MODELS", "ProbabilityHead", "U2Net", "U2NetP", "create_model"]
+__all__ = ["BiRefNetLite", "DLMV", "MODELS", "ProbabilityHead", "U2Net", "U2NetP", "create_model"]

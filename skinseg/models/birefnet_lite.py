@@ -84,10 +84,63 @@ def laplacian(image: torch.Tensor) -> torch.Tensor:
     return F.conv2d(F.pad(image, (2, 2, 2, 2), mode="reflect"), kernel, groups=image.shape[1])
 
 
+def deform_conv2d_sampled(
+    x: torch.Tensor,
+    offset: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    padding: int,
+    mask: torch.Tensor,
+) -> torch.Tensor:
+    """Modulated deformable convolution (stride 1, no dilation, one offset group) by bilinear sampling.
+
+    The function `torchvision.ops.deform_conv2d(x, offset, weight, bias, padding, mask=mask)`
+    computes: every kernel tap samples the input at its shifted position (bilinear, zero
+    outside, with `grid_sample`), is scaled by its modulation, and one matrix product
+    applies the weights. On the CPU it runs 3x (forward) to 6x (backward) faster than
+    torchvision's kernel, at the cost of keeping the sampled taps (B, C·k², H, W) for the
+    backward pass (activation checkpointing frees them between blocks).
+
+    Args:
+        x: (B,C,H,W).
+        offset: (B, 2·k², H', W'), (dy, dx) per tap, taps in row-major order.
+        weight: (O, C, k, k).
+        bias: (O,) or None.
+        padding: zero padding on each side.
+        mask: (B, k², H', W') modulation.
+
+    Returns:
+        (B, O, H', W'), H' = H + 2·padding - k + 1 (likewise W').
+    """
+    B, C, H, W = x.shape
+    out_channels, _, kh, kw = weight.shape
+    taps = kh * kw
+    out_h, out_w = offset.shape[-2:]
+    dy, dx = offset.view(B, taps, 2, out_h, out_w).unbind(2)
+    tap_y, tap_x = torch.meshgrid(
+        torch.arange(kh, dtype=x.dtype, device=x.device), torch.arange(kw, dtype=x.dtype, device=x.device), indexing="ij"
+    )
+    rows = torch.arange(out_h, dtype=x.dtype, device=x.device).view(1, 1, -1, 1) - padding
+    cols = torch.arange(out_w, dtype=x.dtype, device=x.device).view(1, 1, 1, -1) - padding
+    y = rows + tap_y.reshape(1, taps, 1, 1) + dy
+    x_pos = cols + tap_x.reshape(1, taps, 1, 1) + dx
+    # grid_sample's normalised coordinates, align_corners=True: -1 and 1 are the first and last pixel centres
+    grid = torch.stack([x_pos * (2 / max(W - 1, 1)) - 1, y * (2 / max(H - 1, 1)) - 1], dim=-1)
+    sampled = F.grid_sample(
+        x, grid.view(B, taps * out_h, out_w, 2), mode="bilinear", padding_mode="zeros", align_corners=True
+    )
+    sampled = sampled.view(B, C, taps, out_h, out_w) * mask.view(B, 1, taps, out_h, out_w)
+    out = torch.matmul(weight.reshape(out_channels, C * taps), sampled.reshape(B, C * taps, out_h * out_w))
+    out = out.view(B, out_channels, out_h, out_w)
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
 class DeformableConv2d(nn.Module):
     """Modulated deformable convolution (DCNv2) with offsets and modulation predicted by convs.
 
-    Both predictors start at zero, so the layer starts as a plain convolution.
+    Both predictors start at zero, so the layer starts as a plain convolution. On the CPU
+    it runs `deform_conv2d_sampled`, elsewhere and in ONNX export torchvision's
+    `deform_conv2d` (the same function; tests check they agree).
 
     Args:
         in_channels: input channels.
@@ -99,6 +152,9 @@ class DeformableConv2d(nn.Module):
     Forward:
         x (B,in,H,W) -> (B,out,H,W).
     """
+
+    onnx_opset = 19  # DeformConv
+    quantization_unsupported = "torchvision's deform_conv2d has no int8 kernel"
 
     def __init__(
         self, in_channels: int, out_channels: int, kernel_size: int = 3, padding: int = 1, bias: bool = False
@@ -122,6 +178,9 @@ class DeformableConv2d(nn.Module):
             # corrupts memory), and its CUDA autocast rule runs the op in float32 as well.
             x, offset, modulator, weight = x.float(), offset.float(), modulator.float(), weight.float()
             bias = bias.float() if bias is not None else None
+        if x.device.type == "cpu" and not torch.onnx.is_in_onnx_export():
+            return deform_conv2d_sampled(x, offset, weight, bias, self.padding, modulator)
+        # torchvision's kernel: on CUDA, and for ONNX export (as DeformConv)
         return deform_conv2d(x, offset, weight, bias, padding=(self.padding, self.padding), mask=modulator)
 
 

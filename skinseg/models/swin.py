@@ -9,8 +9,11 @@ before merging). Module and parameter names follow the original code.
 
 from __future__ import annotations
 
+import itertools
+
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,8 +53,8 @@ class Mlp(nn.Module):
 
 def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
     """Cuts (B,H,W,C), H and W multiples of the window, into windows (B·nW, window², C)."""
-    B, H, W, C = x.shape
-    x = x.view(B, H // window_size, window_size, W // window_size, window_size, C)
+    H, W, C = x.shape[1:]
+    x = x.view(-1, H // window_size, window_size, W // window_size, window_size, C)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, window_size * window_size, C)
 
 
@@ -66,18 +69,18 @@ def shifted_window_mask(H: int, W: int, window_size: int, shift: int, device: to
     """Attention mask (nW, N, N) of a cyclically shifted (H,W) map, H and W multiples of the window.
 
     After the shift a window can hold tokens from up to four regions that are not
-    neighbours in the image; attention between different regions gets -inf.
+    neighbours in the image; attention between different regions gets -inf. Built in
+    NumPy from the sizes, so that an ONNX trace stores it as a constant (the traced
+    slice assignments of a torch version gave wrong masks in ONNX Runtime).
     """
-    regions = torch.zeros(1, H, W, 1, device=device)
+    regions = np.zeros((H, W), np.int64)
     bounds = (slice(0, -window_size), slice(-window_size, -shift), slice(-shift, None))
-    label = 0
-    for rows in bounds:
-        for cols in bounds:
-            regions[:, rows, cols, :] = label
-            label += 1
-    windows = window_partition(regions, window_size).squeeze(-1)  # nW, N
-    different = windows.unsqueeze(1) != windows.unsqueeze(2)
-    return torch.zeros(different.shape, device=device).masked_fill(different, float("-inf"))
+    for label, (rows, cols) in enumerate(itertools.product(bounds, bounds)):
+        regions[rows, cols] = label
+    windows = regions.reshape(H // window_size, window_size, W // window_size, window_size)
+    windows = windows.transpose(0, 2, 1, 3).reshape(-1, window_size * window_size)  # nW, N
+    different = windows[:, None, :] != windows[:, :, None]
+    return torch.from_numpy(np.where(different, -np.inf, 0.0).astype(np.float32)).to(device)
 
 
 class WindowAttention(nn.Module):
@@ -109,16 +112,16 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        B_, N, C = x.shape
-        qkv = self.qkv(x).reshape(B_, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        # batch-like sizes stay -1, so that an ONNX trace keeps the batch dynamic
+        N, C = x.shape[1:]
+        qkv = self.qkv(x).reshape(-1, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # B_, heads, N, C/heads
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         attn = (q * self.scale) @ k.transpose(-2, -1) + bias.view(N, N, -1).permute(2, 0, 1)
         if mask is not None:
-            windows = mask.shape[0]
-            attn = attn.view(B_ // windows, windows, self.num_heads, N, N) + mask[None, :, None]
-            attn = attn.view(B_, self.num_heads, N, N)
-        x = (attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(B_, N, C)
+            attn = attn.view(-1, mask.shape[0], self.num_heads, N, N) + mask[None, :, None]
+            attn = attn.view(-1, self.num_heads, N, N)
+        x = (attn.softmax(dim=-1) @ v).transpose(1, 2).reshape(-1, N, C)
         return self.proj(x)
 
 
@@ -158,7 +161,7 @@ class SwinTransformerBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        B, H, W, C = x.shape
+        H, W = x.shape[1:3]
         ws, shift = self.window_size, self.shift_size
         h = F.pad(self.norm1(x), (0, 0, 0, (ws - W % ws) % ws, 0, (ws - H % ws) % ws))
         Hp, Wp = h.shape[1:3]
@@ -271,6 +274,11 @@ class SwinTransformer(nn.Module):
         i = 0..len(depths)-1; each side is the ceiling of the previous one halved
         (the first the ceiling of H/p).
     """
+
+    # Window padding, shifts and attention masks are computed from the input's size in
+    # Python: a trace freezes them for the example's size.
+    onnx_fixed_size = True
+    quantization_unsupported = "Swin's window partitioning depends on the input size in Python, which FX cannot trace"
 
     def __init__(
         self,

@@ -66,6 +66,16 @@ def check_engine(engine: str) -> None:
         raise ValueError(f"unknown quantization engine {engine!r}; valid engines: {', '.join(ENGINES)}")
 
 
+def check_quantizable(net: nn.Module) -> None:
+    """Raises ValueError where a module of `net` declares `quantization_unsupported` (with why)."""
+    reasons = {getattr(module, "quantization_unsupported", None) for module in net.modules()} - {None}
+    if reasons:
+        raise ValueError(
+            f"{type(net).__name__} cannot be quantized to int8 with FX graph mode ({'; '.join(sorted(reasons))}); "
+            "export it in fp32 (no --quantize) and train it without qat=..."
+        )
+
+
 def logit_layers(net: nn.Module) -> list[str]:
     """Modules kept in float: convolutions with one output channel (they produce logits) and
     modules marked `operates_on_logits` (e.g. U²Net's side alignment before the fuse conv)."""
@@ -81,6 +91,7 @@ def qconfig_mapping(net: nn.Module, engine: str, qat: bool):
     from torch.ao.quantization import get_default_qat_qconfig_mapping, get_default_qconfig_mapping
 
     check_engine(engine)
+    check_quantizable(net)
     with quiet_quantization():
         mapping = get_default_qat_qconfig_mapping(engine) if qat else get_default_qconfig_mapping(engine)
     for name in logit_layers(net):
