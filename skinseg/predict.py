@@ -81,46 +81,61 @@ def check_output_dir(input_path: Path, output_dir: Path) -> None:
         )
 
 
-def load_predictor(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray]:
-    """An RGB uint8 (H,W,3) -> uint8 (H,W) mask function for `--model`.
+def make_predictor(
+    model: str,
+    size: int | None = None,
+    letterbox: bool = False,
+    normalize: str | None = None,
+    postprocess: bool = False,
+    threads: int | None = None,
+    tile: int | None = None,
+    overlap: int = 0,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """An RGB uint8 (H,W,3) -> uint8 (H,W) mask function for a model (the options of the CLI).
+
+    Args:
+        model: a .onnx file (Session), a .ckpt file (TorchSession) or a classical method name.
+        size, letterbox, normalize, threads, tile, overlap: network options (None: the model's).
+        postprocess: open + Gaussian clean-up.
 
     Raises:
-        UsageError: neither an existing .onnx/.ckpt file nor a classical method name.
+        UsageError: neither an existing .onnx/.ckpt file nor a classical method name, or
+            network options for a classical method.
     """
     from skinseg.classical import METHODS
 
-    model = Path(args.model)
-    resize = "letterbox" if args.letterbox else None
-    options = {"size": args.size, "resize": resize, "postprocess": args.postprocess}
-    if args.normalize:
-        options["normalize"] = args.normalize
-    if model.suffix in (".onnx", ".ckpt") and model.is_file():
-        if model.suffix == ".onnx":
+    path = Path(model)
+    options = {"size": size, "resize": "letterbox" if letterbox else None, "postprocess": postprocess}
+    if normalize:
+        options["normalize"] = normalize
+    if path.suffix in (".onnx", ".ckpt") and path.is_file():
+        if path.suffix == ".onnx":
             from skinseg.inference.session import Session
 
-            session = Session(model, threads=args.threads, **options)
+            session = Session(path, threads=threads, **options)
         else:
             import torch
 
             from skinseg.inference.torch_session import TorchSession
 
-            if args.threads:
-                torch.set_num_threads(args.threads)
-            session = TorchSession(model, **options)
-        return lambda rgb: session.predict(rgb, tile=args.tile, overlap=args.overlap)
-    if args.model in METHODS:
+            if threads:
+                torch.set_num_threads(threads)
+            session = TorchSession(path, **options)
+        return lambda rgb: session.predict(rgb, tile=tile, overlap=overlap)
+    if model in METHODS:
         from skinseg.classical import create_method
 
-        flags = ("tile", "size", "letterbox", "normalize", "threads")
-        network_only = [f"--{flag}" for flag in flags if getattr(args, flag)]
-        if network_only:
-            raise UsageError(f"{', '.join(network_only)}: for .onnx/.ckpt models, not method {args.model!r}")
-        method = create_method(args.model)
-        return (lambda rgb: post_process(method.predict(rgb))) if args.postprocess else method.predict
-    if model.suffix in (".onnx", ".ckpt"):
-        reason = f"{model}: no such file"
+        network_options = {"tile": tile, "size": size, "letterbox": letterbox, "normalize": normalize,
+                           "threads": threads}
+        given = [f"--{flag}" for flag, value in network_options.items() if value]
+        if given:
+            raise UsageError(f"{', '.join(given)}: for .onnx/.ckpt models, not method {model!r}")
+        method = create_method(model)
+        return (lambda rgb: post_process(method.predict(rgb))) if postprocess else method.predict
+    if path.suffix in (".onnx", ".ckpt"):
+        reason = f"{path}: no such file"
     else:
-        reason = f"{args.model!r}: no .onnx/.ckpt file"
+        reason = f"{model!r}: no .onnx/.ckpt file"
     raise UsageError(f"--model {reason}, and not a classical method; methods: {', '.join(sorted(METHODS))}")
 
 
@@ -138,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         images = list_images(args.input)
         check_output_dir(args.input, args.output_dir)
-        predict = load_predictor(args)
+        predict = make_predictor(args.model, args.size, args.letterbox, args.normalize, args.postprocess,
+                                 args.threads, args.tile, args.overlap)
     except (ValueError, OSError) as error:  # UsageError, or a model the sessions refuse
         console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
         return 2

@@ -32,13 +32,18 @@ def test_classical_benchmark_smoke(capsys):
 
 
 def test_inference_benchmark_smoke(capsys, tmp_path):
+    """Every runtime at the first size; the second is predicted over the (tiny) budget and left empty."""
     from skinseg.bench import inference as bench_inference
 
-    bench_inference.main(["--models", "dlmv", "--sizes", "64", "--runs", "1", "--no-compile", "--engines", "qnnpack",
-                          "--out", str(tmp_path)])
+    bench_inference.main(["--models", "dlmv", "--sizes", "64", "128", "--runs", "1", "--no-compile", "--engines",
+                          "qnnpack", "--budget", "1e-9", "--sequential-from", "64", "--out", str(tmp_path)])
     output = capsys.readouterr().out
     assert "ONNX Runtime int8 QDQ (qnnpack)" in output and "torch inference_mode" in output
-    assert (tmp_path / "inference_speed.md").read_text().count("| dlmv | 64 |") == 4
+    table = (tmp_path / "inference_time.md").read_text()
+    assert "| model | runtime | 64 | 128 |" in table and "over the 1e-09 s budget" in table
+    rows = [line for line in table.splitlines() if line.startswith("| dlmv |")]
+    assert len(rows) == 4 and all(line.endswith(" |  |") for line in rows)  # 128: over budget
+    assert (tmp_path / "inference_time.csv").read_text().count("dlmv") == 8
 
 
 def test_birefnet_benchmark_smoke(capsys, tmp_path):

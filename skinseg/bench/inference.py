@@ -1,19 +1,26 @@
-"""Inference speed per runtime: `python -m skinseg.bench.inference [--models u2netp dlmv] [--sizes ...]`.
+"""The original's inference-time table: `python -m skinseg.bench.inference [--models ...] [--sizes ...]`.
 
-For each model and input size, seconds per image (batch 1) of: torch eager (no_grad),
-torch `inference_mode`, `torch.compile` (inductor, weights frozen), ONNX Runtime fp32 and
-ONNX Runtime int8 (QDQ, one row per quantization engine). The runtimes are timed in
-interleaved rounds (one run of each per round, after warm-up), so that a noisy, shared
-machine slows them alike; the table gives the median over rounds and each row's ratio
-to ONNX Runtime fp32. Random weights: speed does not depend on the values (int8 scales
-are calibrated on random images; accuracy is what `export.py --quantize` measures).
-The table, with the machine in its header, is printed and written to `results/` as
-Markdown and CSV.
+Rows are model x runtime: torch eager (no_grad), torch `inference_mode`, `torch.compile`
+(inductor, weights frozen), ONNX Runtime fp32, ONNX Runtime int8 (QDQ, one row per
+quantization engine, for the models that quantize), and torch on CUDA when a GPU is
+present; columns are input sizes (256, 320, 512, 1024, 1280, 1728 and 2048 by default,
+batch 1, random weights: speed does not depend on the values; int8 scales are calibrated once
+per model on random 256 px images). Below `--sequential-from` (1024) the runtimes of a size
+are timed in interleaved rounds after a warm-up call each, so that a noisy, shared machine
+slows them alike; from it on one after another, so that only one large ONNX Runtime session
+is alive at a time (U²NetP's four sessions at 1728 px exceeded 24 GiB). A cell is the median
+over rounds. A runtime whose time at the next size
+is predicted (quadratic in the side) or measured above `--budget` seconds is not run at
+larger sizes: its cells are left empty and the table says so. The machine (CPU, threads,
+library versions) heads the table, which is printed and written to `results/` as
+Markdown (`inference_time.md`) and CSV.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import copy
 import statistics
 import tempfile
 import time
@@ -31,9 +38,10 @@ from skinseg.bench.train import cpu_name
 from skinseg.export.onnx import INPUT_NAME, export_onnx
 from skinseg.models import create_model
 from skinseg.models.head import ProbabilityHead
-from skinseg.quant.fx import ENGINES, calibrate, convert, prepare_ptq, quantized_engine, quiet_quantization
+from skinseg.quant.fx import ENGINES, calibrate, check_quantizable, convert, prepare_ptq, quantized_engine, quiet_quantization
 
-DEFAULT_SIZES = {"u2netp": 512, "u2net": 1024, "dlmv": 256}
+SIZES = (256, 320, 512, 1024, 1280, 1728, 2048)
+MODELS = ("u2netp", "u2net", "dlmv", "birefnet_lite")
 REFERENCE = "ONNX Runtime fp32"
 
 
@@ -68,49 +76,93 @@ def within(mode: Callable[[], object], function: Callable[[], object]) -> Callab
     return run
 
 
-def runtimes(name: str, size: int, engines: list[str], folder: Path, threads: int,
-             compile_model: bool) -> dict[str, Callable[[], object]]:
-    """The runtimes to time for one model and size, as zero-argument callables (batch 1)."""
-    torch.manual_seed(0)
-    head = ProbabilityHead(create_model(name)).eval()
+def int8_networks(head: ProbabilityHead, engines: list[str]) -> dict[str, torch.nn.Module]:
+    """engine -> int8 network (PTQ calibrated on two random 256 px images), for a model that quantizes.
+
+    Built once per model: the int8 graphs take any input size, and speed does not depend
+    on the calibration.
+    """
+    try:
+        check_quantizable(head.net)
+    except ValueError:
+        return {}
+    networks = {}
+    for engine in engines:
+        prepared = prepare_ptq(head.net, engine, 256)
+        calibrate(prepared, [torch.rand(1, 3, 256, 256) for _ in range(2)])
+        networks[engine] = ProbabilityHead(convert(prepared, engine)).eval()
+    return networks
+
+
+def runtimes(head: ProbabilityHead, name: str, size: int, int8: dict[str, torch.nn.Module], folder: Path,
+             threads: int, compile_model: bool) -> dict[str, Callable[[], Callable[[], object]]]:
+    """Builders of the runtimes to time for one model and size (batch 1): each returns a
+    zero-argument callable (building is deferred: an export or compilation can take longer
+    than the budget, and a large ONNX Runtime session holds gigabytes)."""
     image = torch.rand(1, 3, size, size)
     array = image.numpy()
-    runners: dict[str, Callable[[], object]] = {
-        "torch eager": within(torch.no_grad, lambda: head(image)),
-        "torch inference_mode": within(torch.inference_mode, lambda: head(image)),
+    candidates: dict[str, Callable[[], Callable[[], object]]] = {
+        "torch eager": lambda: within(torch.no_grad, lambda: head(image)),
+        "torch inference_mode": lambda: within(torch.inference_mode, lambda: head(image)),
     }
     if compile_model:
-        import torch._inductor.config as inductor_config
+        def compiled_runner() -> Callable[[], object]:
+            import torch._inductor.config as inductor_config
 
-        inductor_config.freezing = True  # constant-fold the weights: what makes CPU inference fast
-        compiled = torch.compile(head)
-        runners["torch.compile (inductor, frozen)"] = within(torch.inference_mode, lambda: compiled(image))
-    fp32 = ort_session(export_onnx(head, folder / f"{name}.onnx", size), threads)
-    runners[REFERENCE] = lambda: fp32.run(None, {INPUT_NAME: array})
-    for engine in engines:
-        prepared = prepare_ptq(head.net, engine, size)
-        calibrate(prepared, [torch.rand(1, 3, size, size) for _ in range(2)])
-        int8 = ProbabilityHead(convert(prepared, engine))
-        with quantized_engine(engine), quiet_quantization():
-            path = export_onnx(int8, folder / f"{name}.{engine}.int8.onnx", size)
-        session = ort_session(path, threads)
-        runners[f"ONNX Runtime int8 QDQ ({engine})"] = lambda session=session: session.run(None, {INPUT_NAME: array})
-    return runners
+            inductor_config.freezing = True  # constant-fold the weights: what makes CPU inference fast
+            compiled = torch.compile(head)
+            return within(torch.inference_mode, lambda: compiled(image))
+
+        candidates["torch.compile (inductor, frozen)"] = compiled_runner
+
+    def onnx_runner(model: torch.nn.Module, path: Path, engine: str | None = None) -> Callable[[], object]:
+        with quantized_engine(engine) if engine else contextlib.nullcontext(), quiet_quantization():
+            session = ort_session(export_onnx(model, path, size), threads)
+        return lambda: session.run(None, {INPUT_NAME: array})
+
+    candidates[REFERENCE] = lambda: onnx_runner(head, folder / f"{name}.{size}.onnx")
+    for engine, network in int8.items():
+        candidates[f"ONNX Runtime int8 QDQ ({engine})"] = (
+            lambda engine=engine, network=network: onnx_runner(network, folder / f"{name}.{size}.{engine}.onnx",
+                                                               engine))
+    if torch.cuda.is_available():
+        def cuda_runner() -> Callable[[], object]:
+            on_gpu, gpu_image = copy.deepcopy(head).cuda(), image.cuda()
+
+            def run() -> object:
+                with torch.inference_mode():
+                    output = on_gpu(gpu_image)
+                torch.cuda.synchronize()
+                return output
+
+            return run
+
+        candidates[f"torch CUDA ({torch.cuda.get_device_name(0)})"] = cuda_runner
+    return candidates
 
 
-def markdown(table: list[tuple[str, int, str, float]], header: str) -> str:
-    lines = [header, "", "| model | size | runtime | s / image | vs ONNX Runtime fp32 |", "|---|---:|---|---:|---:|"]
-    for name, size, runtime, seconds in table:
-        reference = next(s for n, z, r, s in table if n == name and z == size and r == REFERENCE)
-        lines.append(f"| {name} | {size} | {runtime} | {seconds:.4f} | {seconds / reference:.2f} |")
+def markdown(table: dict[tuple[str, str], dict[int, float | None]], sizes: list[int], header: str,
+             budget: float) -> str:
+    """Rows model x runtime, one column per size; empty cells are over the budget."""
+    lines = [header, "", "| model | runtime | " + " | ".join(str(size) for size in sizes) + " |",
+             "|---|---|" + "---:|" * len(sizes)]
+    for (name, runtime), cells in table.items():
+        values = [f"{cells[size]:.4f}" if cells.get(size) is not None else "" for size in sizes]
+        lines.append(f"| {name} | {runtime} | " + " | ".join(values) + " |")
+    lines += ["", f"Seconds per image. Empty cells: over the {budget:g} s budget, measured or predicted from the "
+              "previous size (time grows with the square of the side), so not run."]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["u2netp", "dlmv"], choices=sorted(DEFAULT_SIZES))
-    parser.add_argument("--sizes", nargs="+", type=int, help="default: 512 for u2netp, 1024 u2net, 256 dlmv")
-    parser.add_argument("--runs", type=int, default=7, help="timed rounds (default 7)")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
+    parser.add_argument("--runs", type=int, default=5, help="timed rounds (default 5)")
+    parser.add_argument("--budget", type=float, default=10.0,
+                        help="seconds per image above which a runtime stops at larger sizes (default 10)")
+    parser.add_argument("--sequential-from", type=int, default=1024,
+                        help="from this size on, time the runtimes one after another (memory), not interleaved")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--engines", nargs="*", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to build)")
@@ -119,21 +171,43 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)
     console = Console(width=160)
+    sizes = sorted(set(args.sizes))
 
-    table: list[tuple[str, int, str, float]] = []
+    table: dict[tuple[str, str], dict[int, float | None]] = {}
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models:
-            for size in args.sizes or [DEFAULT_SIZES[name]]:
-                runners = runtimes(name, size, args.engines, Path(folder), args.threads, not args.no_compile)
-                medians = interleaved_medians(runners, args.runs)
-                table += [(name, size, runtime, seconds) for runtime, seconds in medians.items()]
-                console.print(f"{name}@{size}: " + ", ".join(f"{k} {v:.4f}s" for k, v in medians.items()))
+            torch.manual_seed(0)
+            head = ProbabilityHead(create_model(name)).eval()
+            int8 = int8_networks(head, args.engines)
+            over: set[str] = set()
+            previous: dict[str, tuple[int, float]] = {}
+            for size in sizes:
+                over |= {runtime for runtime, (smaller, seconds) in previous.items()
+                         if seconds * (size / smaller) ** 2 > args.budget}
+                builders = runtimes(head, name, size, int8, Path(folder), args.threads, not args.no_compile)
+                builders = {runtime: build for runtime, build in builders.items() if runtime not in over}
+                if size < args.sequential_from:
+                    medians = interleaved_medians({runtime: build() for runtime, build in builders.items()},
+                                                  args.runs, warmup=1)
+                else:  # one runtime alive at a time: four sessions at 1728 px need more than 24 GiB
+                    medians = {runtime: interleaved_medians({runtime: build()}, args.runs, warmup=1)[runtime]
+                               for runtime, build in builders.items()}
+                for runtime in [*medians, *over]:
+                    table.setdefault((name, runtime), {})[size] = medians.get(runtime)
+                previous = {runtime: (size, seconds) for runtime, seconds in medians.items()}
+                skipped = f" (over budget: {', '.join(sorted(over))})" if over else ""
+                console.print(f"{name}@{size}: " + ", ".join(f"{k} {v:.4f}s" for k, v in medians.items()) + skipped)
+                if not medians:
+                    break
 
-    header = (f"Inference seconds per image (batch 1), {cpu_name()}, {args.threads} threads, torch {torch.__version__}, "
-              f"onnxruntime {ort.__version__}; median of {args.runs} interleaved rounds after warm-up")
-    text = markdown(table, header)
+    versions = f"torch {torch.__version__}, onnxruntime {ort.__version__}"
+    header = (f"Inference seconds per image (batch 1), {cpu_name()}, {args.threads} threads, {versions}; "
+              f"median of {args.runs} interleaved rounds after a warm-up")
+    text = markdown(table, sizes, header, args.budget)
     console.print(text, markup=False)
-    save_table(args.out, "inference_speed", text, ["model", "size", "runtime", "seconds_per_image"], table)
+    rows = [(name, runtime, size, "" if seconds is None else seconds)
+            for (name, runtime), cells in table.items() for size, seconds in sorted(cells.items())]
+    save_table(args.out, "inference_time", text, ["model", "runtime", "size", "seconds_per_image"], rows)
 
 
 if __name__ == "__main__":

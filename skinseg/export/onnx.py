@@ -112,7 +112,7 @@ def export_onnx(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*TorchScript-based ONNX export.*", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+ is deprecated.*", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+`? is deprecated.*", category=FutureWarning)
         torch.onnx.export(
             model,
             (example,),

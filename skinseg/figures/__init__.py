@@ -1,0 +1,1 @@
+"""Figures: dataset colour statistics and model comparison grids (`python -m skinseg.figures`)."""
