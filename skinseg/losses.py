@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skinseg.models.birefnet_lite import resize_to
+
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
     """Soft Dice loss, 1 - (2·Σpy + s) / (Σp + Σy + s), per sample and channel, averaged.
@@ -120,16 +122,12 @@ class BiRefNetLoss(nn.Module):
         total = self.pixel.single(final, target)
         if self.side_weight:
             for side in sides:
-                total = total + self.side_weight * self.pixel.single(upsample(side, size), target)
+                total = total + self.side_weight * self.pixel.single(resize_to(side.float(), size), target)
         if self.gradient_weight:
             for prediction, label in zip(predictions, labels, strict=True):
                 gradient_target = torch.sigmoid(label.float())
                 total = total + self.gradient_weight * F.binary_cross_entropy_with_logits(
-                    upsample(prediction, size).float(), gradient_target
+                    resize_to(prediction.float(), size), gradient_target
                 )
         return total
 
-
-def upsample(logits: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Bilinear resize (align_corners=True, as BiRefNet) of (B,C,h,w) logits to (H,W) in float32."""
-    return F.interpolate(logits.float(), size=tuple(size), mode="bilinear", align_corners=True)

@@ -17,7 +17,6 @@ labelled "error" with the reason, as the original did.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from skinseg.data.io import DataError, read_image, read_mask
+from skinseg.figures import save_figure
 
 MAGENTA = np.array([255, 0, 255], np.float32)
 COLUMNS = ("original", "cutout", "overlay on the image", "errors: false positive red, false negative blue")
@@ -152,10 +152,5 @@ def compare_figure(
             axes_row[3].set_xlabel(f"IoU@0.5 {iou:.3f}", fontsize="small")
     for axis, title in zip(axes[0], COLUMNS):
         axis.set_title(title, fontsize="small")
-    figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
-    figure.savefig(temporary, dpi=dpi, format=out.suffix.lstrip(".").replace("jpg", "jpeg"))
-    plt.close(figure)
-    os.replace(temporary, out)
+    save_figure(figure, out, dpi)
     return scores

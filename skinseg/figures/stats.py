@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from skinseg.data.io import DataError, read_image, read_mask
+from skinseg.figures import save_figure
 
 FIGURES = ("histograms_hsv.png", "histograms_ycbcr.png", "cbcr_planes.png", "hist2d_cb_cr.png")
 SKIN_COLOUR, OTHER_COLOUR, RANGE_COLOUR = "#d9822b", "#5b6b7a", "red"
@@ -156,7 +157,7 @@ def draw_histograms(sample: PixelSample, out_dir: Path) -> list[Path]:
         figure, axes = plt.subplots(1, 3, figsize=(12, 3.2))
         _histogram_panels(axes, values, sample.skin, names, tops, ranges, method)
         figure.suptitle(f"{sample.images} images, {len(sample.skin):,} pixels ({sample.skin.mean():.0%} skin)")
-        written.append(_save(figure, out_dir / name))
+        written.append(save_figure(figure, out_dir / name))
     return written
 
 
@@ -190,7 +191,7 @@ def draw_planes(out_dir: Path) -> Path:
         axis.set_title(f"`{name}`: Y' = 192 inside, 0 outside")
         axis.set_xlabel("Cb")
         axis.set_ylabel("Cr")
-    return _save(figure, out_dir / "cbcr_planes.png")
+    return save_figure(figure, out_dir / "cbcr_planes.png")
 
 
 def gaussian_ellipse(points: np.ndarray, sigmas: float = 2.0, steps: int = 200) -> np.ndarray:
@@ -229,19 +230,7 @@ def draw_hist2d(sample: PixelSample, out_dir: Path) -> Path:
     axis.legend(handles=handles, loc="upper left", fontsize="small", facecolor="#333333", labelcolor="white")
     axis.set(xlabel="Cb", ylabel="Cr", xlim=(60, 180), ylim=(100, 220),
              title=f"Cb-Cr of skin pixels ({len(ycrcb):,} from {sample.images} images)")
-    return _save(figure, out_dir / "hist2d_cb_cr.png")
-
-
-def _save(figure, path: Path) -> Path:
-    """Saves a matplotlib figure atomically (temporary file, then rename) and closes it."""
-    import matplotlib.pyplot as plt
-
-    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    figure.tight_layout()
-    figure.savefig(temporary, dpi=150)
-    plt.close(figure)
-    os.replace(temporary, path)
-    return path
+    return save_figure(figure, out_dir / "hist2d_cb_cr.png")
 
 
 def draw_stats(folders: Sequence[str | os.PathLike], out_dir: str | os.PathLike, max_images: int = 2000,
