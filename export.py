@@ -1,6 +1,7 @@
 """Export trained models and count FLOPs.
 
     python export.py [--ckpt CKPT] [--out DIR] [--quantize fbgemm|x86|qnnpack ...] [--data DIR ...]
+    python export.py ship [--ckpt CKPT] [--engine x86] [--notes NOTES.md] [--overwrite]
     python export.py flops [--models u2netp dlmv] [--sizes 512 1024] [--mode train|eval]
 """
 

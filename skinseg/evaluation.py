@@ -28,10 +28,14 @@ from typing import Any
 
 import cv2
 import numpy as np
+from omegaconf import OmegaConf
 
 import skinseg
 from skinseg import metrics
 from skinseg.data.folder import Sample, file_stamp
+
+# evaluate.yaml's output folder: results/<data> for the val split, results/<data>-<split> for the others
+OmegaConf.register_new_resolver("split_suffix", lambda split: "" if split == "val" else f"-{split}", replace=True)
 
 TABLE_COLUMNS = (("miou", "mIoU", 5), ("miou50", "mIoU@0.5", 5), ("mae", "MAE", 3), ("hce", "HCE", 1), ("f1", "F1", 5))
 POOLED = "all"

@@ -1,7 +1,9 @@
-"""Skin masks for an image or a folder of images: `python -m skinseg.predict INPUT OUTPUT_DIR --model M`.
+"""Skin masks for an image or a folder of images: `python -m skinseg.predict INPUT OUTPUT_DIR [--model M]`.
 
 `--model` is an exported `.onnx` (run with `skinseg.inference.Session`), a `.ckpt`
-checkpoint (`TorchSession`) or a classical method name (`skinseg.classical.METHODS`).
+checkpoint (`TorchSession`) or a classical method name (`skinseg.classical.METHODS`);
+without it, the U²NetP shipped in the package (`skinseg/inference/default_model/`,
+see its MODEL_CARD.md; `--model int8` picks its int8 twin).
 Writes `OUTPUT_DIR/STEM.png` (uint8 0-255 mask) and, with `--cutout`,
 `OUTPUT_DIR/STEM_cutout.png` (RGBA, alpha = mask) for every image (a folder: its
 images one level deep). Outputs already there are kept (a rerun resumes) unless
@@ -35,7 +37,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m skinseg.predict", description=__doc__.splitlines()[0])
     parser.add_argument("input", type=Path, help="an image file, or a folder of images (not recursive)")
     parser.add_argument("output_dir", type=Path, help="folder for STEM.png masks (not the input folder)")
-    parser.add_argument("--model", required=True, help="a .onnx, a .ckpt or a classical method name")
+    parser.add_argument("--model", help="a .onnx, a .ckpt, a classical method name, or int8 (the shipped model's "
+                                         "int8 file); default: the shipped U²NetP (fp32)")
     parser.add_argument("--cutout", action="store_true", help="also write STEM_cutout.png (RGBA)")
     parser.add_argument("--tile", type=int, help="tiled inference at native resolution with this tile side")
     parser.add_argument("--overlap", type=int, help="tile overlap in pixels (default: 64, at most tile/4)")
@@ -82,7 +85,7 @@ def check_output_dir(input_path: Path, output_dir: Path) -> None:
 
 
 def make_predictor(
-    model: str,
+    model: str | None = None,
     size: int | None = None,
     letterbox: bool = False,
     normalize: str | None = None,
@@ -94,7 +97,8 @@ def make_predictor(
     """An RGB uint8 (H,W,3) -> uint8 (H,W) mask function for a model (the options of the CLI).
 
     Args:
-        model: a .onnx file (Session), a .ckpt file (TorchSession) or a classical method name.
+        model: a .onnx file (Session), a .ckpt file (TorchSession), a classical method name,
+            None (the shipped U²NetP) or "int8" (its int8 file).
         size, letterbox, normalize, threads, tile, overlap: network options (None: the model's).
         postprocess: open + Gaussian clean-up.
 
@@ -104,6 +108,13 @@ def make_predictor(
     """
     from skinseg.classical import METHODS
 
+    if model is None or model == "int8":
+        from skinseg.inference.session import default_model_path
+
+        try:
+            model = str(default_model_path("int8" if model else "fp32"))
+        except FileNotFoundError as error:
+            raise UsageError(str(error)) from None
     path = Path(model)
     options = {"size": size, "resize": "letterbox" if letterbox else None, "postprocess": postprocess}
     if normalize:

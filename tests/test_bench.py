@@ -45,6 +45,14 @@ def test_inference_benchmark_smoke(capsys, tmp_path):
     assert len(rows) == 4 and all(line.endswith(" |  |") for line in rows)  # 128: over budget
     assert (tmp_path / "inference_time.csv").read_text().count("dlmv") == 8
 
+    # a rerun at another size adds its cells and keeps the earlier ones
+    bench_inference.main(["--models", "dlmv", "--sizes", "96", "--runs", "1", "--no-compile", "--engines", "qnnpack",
+                          "--out", str(tmp_path)])
+    table = (tmp_path / "inference_time.md").read_text()
+    assert "| model | runtime | 64 | 96 | 128 |" in table and "8 cells kept from an earlier run" in table
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| dlmv |")]
+    assert len(rows) == 4 and all(row[2] and row[3] and row[4] == " |" for row in rows)
+
 
 def test_birefnet_benchmark_smoke(capsys, tmp_path):
     from skinseg.bench import birefnet as bench_birefnet
@@ -54,3 +62,42 @@ def test_birefnet_benchmark_smoke(capsys, tmp_path):
     output = capsys.readouterr().out
     assert "train step PyTorch fp32 cpu + checkpointing" in output and "peak RSS GiB" in output
     assert (tmp_path / "birefnet_memory.csv").read_text().count("\n") == 4  # header + 3 rows
+
+
+def test_generalisation_study_trains_without_the_holdout_and_scores_it(tmp_path, capsys, cache_dir, monkeypatch):
+    """Two recipes on two tiny datasets: trained once, reused on the second call, scored on the held-out set."""
+    import json
+
+    import pytest
+
+    from skinseg.bench import generalisation
+
+    from .conftest import write_pair
+
+    for name, seed in (("seen", 0), ("unseen", 50)):
+        stems = [f"{name}{i}" for i in range(6)]
+        for i, stem in enumerate(stems):
+            write_pair(tmp_path / "data" / name, stem, size=(40, 48), seed=seed + i)
+        (tmp_path / "data" / name / "splits.json").write_text(json.dumps({"train": stems[:4], "val": stems[4:]}))
+    monkeypatch.setenv("SKINSEG_CACHE", str(cache_dir))
+    argv = ["--holdout", "unseen", "--datasets", "seen", "unseen", "--data", str(tmp_path / "data"),
+            "--model", "dlmv", "--size", "64", "--epochs", "1",
+            "--set", "data.batch_size=2", "data.num_workers=0", "callbacks.rich_progress_bar=null",
+            "+model.net.width_mult=0.25", "trainer.precision=32-true",
+            "--recipe", "plain", "data.augment=none", "--recipe", "composite", "data.composite=1.0",
+            "--methods", "ycbcr", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
+            "--workers", "1"]
+    generalisation.main(argv)
+    table = (tmp_path / "out" / "holdout-unseen.md").read_text()
+    assert "all 6 pairs" in table and "seen (2 pairs" in table
+    assert [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| ")][1:] == [
+        "| plain", "| composite", "| ycbcr"]
+    finished = json.loads((tmp_path / "runs" / "unseen" / "plain" / "finished.json").read_text())
+    assert "data.datasets=[seen]" in finished["overrides"]
+
+    stamp = (tmp_path / "runs" / "unseen" / "plain" / "finished.json").stat().st_mtime_ns
+    generalisation.main(argv)  # reused, not retrained
+    assert (tmp_path / "runs" / "unseen" / "plain" / "finished.json").stat().st_mtime_ns == stamp
+    with pytest.raises(FileExistsError, match="other overrides"):
+        generalisation.main([*argv[:argv.index("--recipe")], "--recipe", "plain", "data.augment=seed26",
+                             *argv[argv.index("--methods"):]])

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from skinseg.data import DataError, FolderIndex, SkinDataModule, read_image, read_mask
+from skinseg.data.datamodule import paste_skin
 from skinseg.data import folder as folder_module
 from skinseg.data.transforms import build_transform
 
@@ -209,3 +210,44 @@ def test_public_dataset_scans(cache_dir):
     root = public_dataset("fasseg_frontal02")
     index = FolderIndex(root, cache_dir=cache_dir)
     assert len(index.split("train")) == 20 and len(index.split("val")) == 50
+    assert len(index.split("all")) == 70
+    with pytest.raises(DataError, match="'all'"):
+        index.split("test")
+
+
+def test_paste_skin_blends_the_skin_over_another_photo():
+    rng = np.random.default_rng(0)
+    image = np.full((40, 60, 3), 200, np.uint8)
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:20, 20:30] = 255
+    background = np.full((40, 60, 3), 10, np.uint8)
+    background_mask = np.zeros((40, 60), np.uint8)
+    background_mask[:, :5] = 255
+    pasted, labels = paste_skin(image, mask, background, background_mask, rng, max_shift=0.0, scale=(1.0, 1.0))
+    np.testing.assert_array_equal(labels[10:20, 20:30], 255)
+    np.testing.assert_array_equal(pasted[10:20, 20:30], 200)
+    np.testing.assert_array_equal(pasted[30:, 30:], 10)  # background elsewhere
+    np.testing.assert_array_equal(labels[:, :5], 255)  # the background's own skin is kept
+    assert labels[30:, 30:].max() == 0
+    moved, moved_labels = paste_skin(image, mask, background, background_mask, rng, max_shift=0.3)
+    assert moved.shape == (40, 60, 3) and moved_labels.dtype == np.uint8
+    # pixels showing the pasted skin are labelled skin; the rest of the background is not
+    shows_skin = moved[..., 0] > 150
+    assert shows_skin.sum() > 20 and (moved_labels[shows_skin] > 127).all()
+    assert (moved_labels[(moved[..., 0] < 20) & (background_mask == 0)] == 0).all()
+
+
+def test_datamodule_composite_pastes_training_examples(folder_dataset, tmp_path):
+    kwargs = dict(datasets=["toy"], image_size=32, batch_size=8, num_workers=0, augment="none", hflip=0.0)
+    plain = SkinDataModule(tmp_path, **kwargs)
+    pasted = SkinDataModule(tmp_path, composite=1.0, **kwargs)
+    for module in (plain, pasted):
+        module.setup("fit")
+    torch.manual_seed(0)
+    np.random.seed(0)
+    item, base = pasted.train_set[0], plain.train_set[0]
+    assert item["stem"] == base["stem"] and item["image"].shape == base["image"].shape
+    assert not torch.equal(item["image"], base["image"])  # another photo shows around the skin
+    assert pasted.val_set[0]["image"].equal(plain.val_set[0]["image"])  # never in validation
+    with pytest.raises(ValueError, match="composite"):
+        SkinDataModule(tmp_path, composite=1.5)

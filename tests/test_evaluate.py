@@ -82,3 +82,11 @@ def test_a_trained_checkpoint_is_evaluated(eval_cfg, cfg_factory, tmp_path):
     out = run(eval_cfg(["methods=[hsv]", f"checkpoints=[{checkpoint}]"]))
     labels = set(out["tables"]["demo"])
     assert "hsv" in labels and any(label.endswith(checkpoint.split("/")[-1][:-5]) for label in labels)
+
+
+def test_split_all_writes_beside_the_val_results(tmp_path, cache_dir):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        val = compose("evaluate", overrides=["data_name=public", "paths.root_dir=/r"])
+        every = compose("evaluate", overrides=["data_name=public", "paths.root_dir=/r", "split=all"])
+    assert val.output_dir == "/r/results/public" and every.output_dir == "/r/results/public-all"

@@ -102,6 +102,34 @@ def test_cli_defaults_to_the_newest_best_checkpoint_under_logs(checkpoints, tmp_
     assert "using the newest checkpoint" in capsys.readouterr().out and (tmp_path / "exports" / "u2netp.onnx").is_file()
 
 
+def test_ship_writes_the_package_model_and_refuses_a_stray_int8(checkpoints, tmp_path, monkeypatch, capsys):
+    from skinseg.export import ship
+    from skinseg.inference.session import Session
+
+    notes = tmp_path / "notes.md"
+    notes.write_text("Interim model: tiny test network.")
+    out = tmp_path / "default_model"
+    monkeypatch.setattr(ship, "INT8_FLOAT_TOLERANCE", 1.0)  # a 1-epoch tiny network sits near p = 0.5
+    monkeypatch.setattr(ship, "INT8_SAME_DECISION", 0.0)
+    argv = ["ship", "--ckpt", checkpoints["u2netp"], "--out", str(out), "--engine", "qnnpack", "--eval-images", "2",
+            "--calibration-images", "4", "--notes", str(notes)]
+    assert export_main(argv) == 0
+    assert sorted(path.name for path in out.iterdir()) == [
+        "MODEL_CARD.md", "u2netp_skin.int8.onnx", "u2netp_skin.json", "u2netp_skin.onnx"]
+    card = json.loads((out / "u2netp_skin.json").read_text())
+    assert set(card["files"]) == {"u2netp_skin.onnx", "u2netp_skin.int8.onnx"}
+    assert card["shipped"]["recipe"]["data"]["image_size"] == 64 and "/" not in card["checkpoint"]
+    text = (out / "MODEL_CARD.md").read_text()
+    assert "Interim model" in text and "research" in text and "| demo |" in text and "int8 qnnpack" in text
+    assert Session(out / "u2netp_skin.int8.onnx").predict(np.zeros((30, 40, 3), np.uint8)).shape == (30, 40)
+
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    assert export_main(argv) == 2 and "--overwrite" in capsys.readouterr().out
+    monkeypatch.setattr(ship, "INT8_FLOAT_TOLERANCE", -1.0)
+    assert export_main([*argv, "--overwrite"]) == 2 and "not shipped" in capsys.readouterr().out
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # nothing lost
+
+
 def test_flops_match_the_original_rows():
     table = flops_table(REFERENCE_ROWS)
     figures = {(row["model"], row["size"]): round(row["gflops"], 3) for row in table}

@@ -13,7 +13,9 @@ over rounds. A runtime whose time at the next size
 is predicted (quadratic in the side) or measured above `--budget` seconds is not run at
 larger sizes: its cells are left empty and the table says so. The machine (CPU, threads,
 library versions) heads the table, which is printed and written to `results/` as
-Markdown (`inference_time.md`) and CSV.
+Markdown (`inference_time.md`) and CSV. Cells of an earlier run in that CSV that this run
+did not measure (other models or sizes) are kept, so `--models u2netp --sizes 256`
+refreshes those cells only; `--fresh` starts the table anew.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import gc
 import statistics
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -30,12 +34,13 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import psutil
 import torch
 from rich.console import Console
 
 from skinseg.bench import save_table
 from skinseg.bench.train import cpu_name
-from skinseg.export.onnx import INPUT_NAME, export_onnx
+from skinseg.export.onnx import INPUT_NAME, export_onnx, has_dynamic_size
 from skinseg.models import create_model
 from skinseg.models.head import ProbabilityHead
 from skinseg.quant.fx import ENGINES, calibrate, check_quantizable, convert, prepare_ptq, quantized_engine, quiet_quantization
@@ -115,16 +120,22 @@ def runtimes(head: ProbabilityHead, name: str, size: int, int8: dict[str, torch.
 
         candidates["torch.compile (inductor, frozen)"] = compiled_runner
 
-    def onnx_runner(model: torch.nn.Module, path: Path, engine: str | None = None) -> Callable[[], object]:
-        with quantized_engine(engine) if engine else contextlib.nullcontext(), quiet_quantization():
-            session = ort_session(export_onnx(model, path, size), threads)
+    # a graph with dynamic height and width is exported once (at 256) and reused at every size:
+    # tracing U²Net at 2048 px takes minutes and gigabytes; fixed-size graphs are exported per size
+    export_size = 256 if has_dynamic_size(head) else size
+
+    def onnx_runner(model: torch.nn.Module, stem: str, engine: str | None = None) -> Callable[[], object]:
+        path = folder / f"{stem}.{export_size}.onnx"
+        if not path.exists():
+            with quantized_engine(engine) if engine else contextlib.nullcontext(), quiet_quantization():
+                export_onnx(model, path, export_size)
+        session = ort_session(path, threads)
         return lambda: session.run(None, {INPUT_NAME: array})
 
-    candidates[REFERENCE] = lambda: onnx_runner(head, folder / f"{name}.{size}.onnx")
+    candidates[REFERENCE] = lambda: onnx_runner(head, name)
     for engine, network in int8.items():
         candidates[f"ONNX Runtime int8 QDQ ({engine})"] = (
-            lambda engine=engine, network=network: onnx_runner(network, folder / f"{name}.{size}.{engine}.onnx",
-                                                               engine))
+            lambda engine=engine, network=network: onnx_runner(network, f"{name}.{engine}", engine))
     if torch.cuda.is_available():
         def cuda_runner() -> Callable[[], object]:
             on_gpu, gpu_image = copy.deepcopy(head).cuda(), image.cuda()
@@ -141,6 +152,69 @@ def runtimes(head: ProbabilityHead, name: str, size: int, int8: dict[str, torch.
     return candidates
 
 
+Table = dict[tuple[str, str], dict[int, float | None]]
+
+
+def read_cells(csv_path: Path) -> Table:
+    """The cells of an earlier run's CSV (none if absent)."""
+    import csv
+
+    cells: Table = {}
+    if csv_path.exists():
+        with open(csv_path, newline="") as file:
+            for row in csv.DictReader(file):
+                seconds = float(row["seconds_per_image"]) if row["seconds_per_image"] else None
+                cells.setdefault((row["model"], row["runtime"]), {})[int(row["size"])] = seconds
+    return cells
+
+
+def with_earlier_cells(table: Table, earlier: Table) -> tuple[Table, int]:
+    """The table plus the earlier cells it lacks, rows in MODELS order; and how many were added."""
+    merged = {key: dict(cells) for key, cells in table.items()}
+    kept = 0
+    for key, cells in earlier.items():
+        row = merged.setdefault(key, {})
+        for size, seconds in cells.items():
+            if size not in row:
+                row[size] = seconds
+                kept += 1
+    order = {name: index for index, name in enumerate(MODELS)}
+    rows = sorted(merged.items(), key=lambda item: order.get(item[0][0], len(order)))  # stable: runtimes keep order
+    return dict(rows), kept
+
+
+class PeakMemory:
+    """Samples this process's RSS every 20 ms in a thread; `.added` is the peak over the RSS at entry (bytes)."""
+
+    def __enter__(self) -> PeakMemory:
+        self.process = psutil.Process()
+        self.start = self.peak = self.process.memory_info().rss
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self.done.wait(0.02):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __exit__(self, *exc_info) -> None:
+        self.done.set()
+        self.thread.join()
+        self.added = max(self.peak, self.process.memory_info().rss) - self.start
+
+
+def timed_alone(runtime: str, build: Callable[[], Callable[[], object]], runs: int) -> tuple[float, int]:
+    """Median seconds of one runtime built (exported, compiled) and timed on its own, and the peak
+    memory it added in doing so (bytes of RSS)."""
+    with PeakMemory() as memory:
+        run = build()
+        seconds = interleaved_medians({runtime: run}, runs, warmup=1)[runtime]
+        del run
+    gc.collect()
+    return seconds, memory.added
+
+
 def markdown(table: dict[tuple[str, str], dict[int, float | None]], sizes: list[int], header: str,
              budget: float) -> str:
     """Rows model x runtime, one column per size; empty cells are over the budget."""
@@ -149,8 +223,10 @@ def markdown(table: dict[tuple[str, str], dict[int, float | None]], sizes: list[
     for (name, runtime), cells in table.items():
         values = [f"{cells[size]:.4f}" if cells.get(size) is not None else "" for size in sizes]
         lines.append(f"| {name} | {runtime} | " + " | ".join(values) + " |")
-    lines += ["", f"Seconds per image. Empty cells: over the {budget:g} s budget, measured or predicted from the "
-              "previous size (time grows with the square of the side), so not run."]
+    lines += ["", f"Seconds per image. Empty cells: not run, because over the {budget:g} s budget (measured, or "
+              "predicted from the previous size: time grows with the square of the side) or predicted to need more "
+              "memory than the machine had free (likewise from the memory the runtime added at the previous size), "
+              "or the runtime failed (the run's log says why)."]
     return "\n".join(lines)
 
 
@@ -167,47 +243,75 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--engines", nargs="*", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to build)")
     parser.add_argument("--out", type=Path, default=Path("results"))
+    parser.add_argument("--fresh", action="store_true", help="drop the cells of earlier runs in --out")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)
     console = Console(width=160)
     sizes = sorted(set(args.sizes))
 
-    table: dict[tuple[str, str], dict[int, float | None]] = {}
+    earlier = {} if args.fresh else read_cells(args.out / "inference_time.csv")
+    versions = f"torch {torch.__version__}, onnxruntime {ort.__version__}"
+
+    def save(table: Table) -> str:
+        """Writes the table so far (with the earlier run's other cells): a crash loses only the current size."""
+        merged, kept = with_earlier_cells(table, earlier)
+        header = (f"Inference seconds per image (batch 1), {cpu_name()}, {args.threads} threads, {versions}; "
+                  f"median of {args.runs} rounds after a warm-up"
+                  + (f"; {kept} cells kept from an earlier run in {args.out}" if kept else ""))
+        text = markdown(merged, sorted({size for cells in merged.values() for size in cells}), header, args.budget)
+        rows = [(name, runtime, size, "" if seconds is None else seconds)
+                for (name, runtime), cells in merged.items() for size, seconds in sorted(cells.items())]
+        save_table(args.out, "inference_time", text, ["model", "runtime", "size", "seconds_per_image"], rows)
+        return text
+
+    table: Table = {}
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models:
             torch.manual_seed(0)
             head = ProbabilityHead(create_model(name)).eval()
             int8 = int8_networks(head, args.engines)
-            over: set[str] = set()
-            previous: dict[str, tuple[int, float]] = {}
+            skipped: dict[str, str] = {}  # runtime -> why it no longer runs
+            previous: dict[str, tuple[int, float, int | None]] = {}  # runtime -> (size, seconds, bytes added)
             for size in sizes:
-                over |= {runtime for runtime, (smaller, seconds) in previous.items()
-                         if seconds * (size / smaller) ** 2 > args.budget}
+                free = psutil.virtual_memory().available
+                for runtime, (smaller, seconds, grown) in previous.items():
+                    growth = (size / smaller) ** 2
+                    if seconds * growth > args.budget:
+                        skipped[runtime] = "time"
+                    elif grown is not None and grown * growth > 0.9 * free:
+                        skipped[runtime] = "memory"
                 builders = runtimes(head, name, size, int8, Path(folder), args.threads, not args.no_compile)
-                builders = {runtime: build for runtime, build in builders.items() if runtime not in over}
+                builders = {runtime: build for runtime, build in builders.items() if runtime not in skipped}
+                measured: dict[str, tuple[float, int | None]] = {}
                 if size < args.sequential_from:
-                    medians = interleaved_medians({runtime: build() for runtime, build in builders.items()},
-                                                  args.runs, warmup=1)
+                    built = {}
+                    for runtime, build in builders.items():
+                        try:
+                            built[runtime] = build()
+                        except Exception as error:  # one runtime failing (a compiler, an exporter) is a finding
+                            console.print(f"{name}@{size} {runtime} failed: {error!r}", markup=False)
+                            skipped[runtime] = "failed"
+                    measured = {runtime: (seconds, None)
+                                for runtime, seconds in interleaved_medians(built, args.runs, warmup=1).items()}
                 else:  # one runtime alive at a time: four sessions at 1728 px need more than 24 GiB
-                    medians = {runtime: interleaved_medians({runtime: build()}, args.runs, warmup=1)[runtime]
-                               for runtime, build in builders.items()}
-                for runtime in [*medians, *over]:
-                    table.setdefault((name, runtime), {})[size] = medians.get(runtime)
-                previous = {runtime: (size, seconds) for runtime, seconds in medians.items()}
-                skipped = f" (over budget: {', '.join(sorted(over))})" if over else ""
-                console.print(f"{name}@{size}: " + ", ".join(f"{k} {v:.4f}s" for k, v in medians.items()) + skipped)
-                if not medians:
+                    for runtime, build in builders.items():
+                        try:
+                            measured[runtime] = timed_alone(runtime, build, args.runs)
+                        except Exception as error:
+                            console.print(f"{name}@{size} {runtime} failed: {error!r}", markup=False)
+                            skipped[runtime] = "failed"
+                for runtime in [*measured, *skipped]:
+                    table.setdefault((name, runtime), {})[size] = measured[runtime][0] if runtime in measured else None
+                previous = {runtime: (size, seconds, grown) for runtime, (seconds, grown) in measured.items()}
+                reasons = f" (not run: {', '.join(f'{k} [{v}]' for k, v in sorted(skipped.items()))})" if skipped else ""
+                console.print(f"{name}@{size}: " + ", ".join(f"{k} {v[0]:.4f}s" for k, v in measured.items())
+                              + reasons, markup=False)
+                save(table)
+                if not measured:
                     break
 
-    versions = f"torch {torch.__version__}, onnxruntime {ort.__version__}"
-    header = (f"Inference seconds per image (batch 1), {cpu_name()}, {args.threads} threads, {versions}; "
-              f"median of {args.runs} interleaved rounds after a warm-up")
-    text = markdown(table, sizes, header, args.budget)
-    console.print(text, markup=False)
-    rows = [(name, runtime, size, "" if seconds is None else seconds)
-            for (name, runtime), cells in table.items() for size, seconds in sorted(cells.items())]
-    save_table(args.out, "inference_time", text, ["model", "runtime", "size", "seconds_per_image"], rows)
+    console.print(save(table), markup=False)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import lightning as L
 import numpy as np
 import torch
@@ -14,9 +15,42 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from skinseg.data.folder import FolderIndex, Sample, dataset_folders, describe, load_pair
 from skinseg.data.io import DataError
-from skinseg.data.transforms import build_transform
+from skinseg.data.transforms import build_transform, check_probability
 
 log = logging.getLogger(__name__)
+
+
+def paste_skin(
+    image: np.ndarray, mask: np.ndarray, background: np.ndarray, background_mask: np.ndarray,
+    rng: np.random.Generator, max_shift: float = 0.25, scale: tuple[float, float] = (0.7, 1.2),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pastes the skin of one example onto another example's photo (compositing augmentation).
+
+    The skin (soft `mask` as alpha) is scaled by a factor drawn from `scale` about the
+    centre and shifted by up to `max_shift` of the side, then blended over `background`;
+    the background's own skin stays labelled where it is not covered.
+
+    Args:
+        image: (H, W, 3) uint8 photo whose skin is pasted.
+        mask: (H, W) uint8 mask of `image` (0-255).
+        background: (H, W, 3) uint8 photo to paste onto.
+        background_mask: (H, W) uint8 mask of `background`.
+        rng: random generator for the placement.
+
+    Returns:
+        (H, W, 3) uint8 image and (H, W) uint8 mask.
+    """
+    height, width = mask.shape
+    factor = rng.uniform(*scale)
+    shift_x, shift_y = rng.uniform(-max_shift, max_shift, 2) * (width, height)
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 0.0, factor)
+    matrix[:, 2] += (shift_x, shift_y)
+    warp = dict(dsize=(width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    alpha = cv2.warpAffine(mask, matrix, **warp).astype(np.float32)[..., None] / 255.0
+    skin = cv2.warpAffine(image, matrix, **warp).astype(np.float32)
+    blended = alpha * skin + (1.0 - alpha) * background.astype(np.float32)
+    labels = 255.0 * alpha[..., 0] + (1.0 - alpha[..., 0]) * background_mask.astype(np.float32)
+    return np.rint(blended).astype(np.uint8), np.rint(labels).astype(np.uint8)
 
 
 class SkinDataset(Dataset):
@@ -26,33 +60,46 @@ class SkinDataset(Dataset):
         samples: pairs from one or several `FolderIndex`es.
         transform: callable `transform(image=, mask=) -> {"image", "mask"}` on uint8 arrays.
         dataset_names: names whose position is each sample's `dataset` id.
+        composite: probability that an example's skin is pasted onto another (random)
+            example's transformed photo (`paste_skin`); the item keeps the pasted
+            example's stem and dataset id.
 
     Items:
         {"image": uint8 (3,H,W), "mask": uint8 (1,H,W), "dataset": int64 id, "stem": str}.
         Scaling to [0,1] happens on the device, in the LightningModule (4x less to copy).
     """
 
-    def __init__(self, samples: Sequence[Sample], transform, dataset_names: Sequence[str]) -> None:
+    def __init__(self, samples: Sequence[Sample], transform, dataset_names: Sequence[str],
+                 composite: float = 0.0) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.dataset_ids = {name: index for index, name in enumerate(dataset_names)}
+        self.composite = composite
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    def _transformed(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        image, mask = load_pair(self.samples[index])
+        if self.transform is None:
+            return image, mask
+        out = self.transform(image=image, mask=mask)
+        return out["image"], out["mask"]
+
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
-        image, mask = load_pair(sample)
-        if self.transform is not None:
-            out = self.transform(image=image, mask=mask)
-            image, mask = out["image"], out["mask"]
+        image, mask = self._transformed(index)
+        if self.composite > 0 and len(self.samples) > 1 and np.random.random() < self.composite:
+            other = (index + np.random.randint(1, len(self.samples))) % len(self.samples)
+            # np.random is seeded per loader worker (seed_worker), so the draws differ by worker
+            rng = np.random.default_rng(np.random.randint(2**31))
+            image, mask = paste_skin(image, mask, *self._transformed(other), rng)
         return {
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
             "mask": torch.from_numpy(np.ascontiguousarray(mask))[None],
             "dataset": self.dataset_ids[sample.dataset],
             "stem": sample.stem,
         }
-
 
 
 def seed_worker(worker_id: int) -> None:
@@ -88,6 +135,8 @@ class SkinDataModule(L.LightningDataModule):
         rotate90: probability of a 90° or 270° turn in training.
         crop: probability of a random resized crop (instead of the resize) in training.
         crop_scale: (min, max) share of the image area a random crop covers.
+        composite: probability, in training, of pasting the example's skin onto another
+            training example's photo (see `paste_skin`); 0 turns it off.
         augment: "seed26" (one of the original's 26 colour/occlusion variants or none,
             per example and epoch) or "none".
         sepia: "rgb" (correct) or "bgr" (the original's bluish) sepia in seed26.
@@ -114,6 +163,7 @@ class SkinDataModule(L.LightningDataModule):
         rotate90: float = 0.0,
         crop: float = 0.0,
         crop_scale: Sequence[float] = (0.25, 1.0),
+        composite: float = 0.0,
         augment: str = "seed26",
         sepia: str = "rgb",
         lattice_reference: int | None = None,
@@ -126,6 +176,7 @@ class SkinDataModule(L.LightningDataModule):
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
         if num_workers < 0:
             raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
+        check_probability("composite", composite)
         self.train_transform = build_transform(
             image_size,
             resize_mode,
@@ -185,7 +236,7 @@ class SkinDataModule(L.LightningDataModule):
             )
         log.info("datasets (train/val pairs): %s", counts)
         self.train_transform.set_random_seed(torch.initial_seed() % 2**32)
-        self.train_set = SkinDataset(train, self.train_transform, self.dataset_names)
+        self.train_set = SkinDataset(train, self.train_transform, self.dataset_names, self.hparams.composite)
         self.val_set = SkinDataset(val, self.val_transform, self.dataset_names)
 
     def _loader(self, dataset: SkinDataset, batch_size: int, train: bool) -> DataLoader:

@@ -151,8 +151,10 @@ class FolderIndex:
         self.samples = self._scan()
 
     def split(self, split: str) -> list[Sample]:
-        """The samples of one split ("train" or "val")."""
-        return [sample for sample in self.samples if sample.split == split]
+        """The samples of one split: "train", "val", or "all" (both: a dataset held out of training)."""
+        if split not in ("train", "val", "all"):
+            raise DataError(f"split must be 'train', 'val' or 'all', got {split!r}")
+        return [sample for sample in self.samples if split in ("all", sample.split)]
 
     def _check_layout(self) -> tuple[Path, Path]:
         if not self.root.is_dir():

@@ -37,7 +37,7 @@ class QuarterTurn(A.DualTransform):
         return np.ascontiguousarray(np.rot90(mask, turns))
 
 
-def _check_probability(name: str, value: float) -> None:
+def check_probability(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"data.{name} is a probability in [0, 1], got {value}")
 
@@ -112,7 +112,7 @@ def build_transform(
     if augment not in AUGMENTS:
         raise ValueError(f"data.augment must be one of {AUGMENTS}, got {augment!r}")
     for name, value in (("hflip", hflip), ("vflip", vflip), ("rotate90", rotate90), ("crop", crop)):
-        _check_probability(name, value)
+        check_probability(name, value)
     resize = resize_transforms(image_size, resize_mode)
     if not train:
         return A.Compose(resize)

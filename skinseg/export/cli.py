@@ -84,10 +84,44 @@ def export_main(argv: Sequence[str]) -> int:
     return 0
 
 
+def ship_main(argv: Sequence[str]) -> int:
+    from skinseg.checkpoints import newest_checkpoint
+    from skinseg.export.ship import DEFAULT_MODEL_DIR, ship_checkpoint
+    from skinseg.quant import ENGINES
+
+    parser = argparse.ArgumentParser(prog="python export.py ship",
+                                     description="Make a checkpoint the package's default skin segmenter")
+    parser.add_argument("--ckpt", type=Path, help="a skinseg .ckpt (default: the newest best-*.ckpt under logs/)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_DIR, help=f"default {DEFAULT_MODEL_DIR}")
+    parser.add_argument("--engine", choices=ENGINES, default="x86", help="int8 engine (default x86)")
+    parser.add_argument("--data", nargs="+", help="folder datasets for the checks (default: the run's data)")
+    parser.add_argument("--calibration-images", type=int, default=64)
+    parser.add_argument("--eval-images", type=int, help="validation images for the int8 check (default all)")
+    parser.add_argument("--notes", type=Path, help="a Markdown file added to MODEL_CARD.md (limitations, status)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the shipped model")
+    args = parser.parse_args(argv)
+    console = Console(soft_wrap=True)
+    try:
+        checkpoint = args.ckpt or newest_checkpoint("logs")
+        notes = args.notes.read_text() if args.notes else ""
+        with console.status("shipping") as status:
+            card = ship_checkpoint(checkpoint, args.out, args.engine, args.data, args.calibration_images,
+                                   args.eval_images, notes, args.overwrite, progress=status.update)
+    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as error:
+        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
+        return 2
+    for file_name, info in card["files"].items():
+        console.print(f"wrote {escape(str(args.out / file_name))} ({info['bytes'] / 1e6:.2f} MB)", highlight=False)
+    console.print(f"model card: {escape(str(args.out / 'MODEL_CARD.md'))}", highlight=False)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["flops"]:
         return flops_main(argv[1:])
+    if argv[:1] == ["ship"]:
+        return ship_main(argv[1:])
     return export_main(argv)

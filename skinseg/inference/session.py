@@ -18,6 +18,9 @@ from skinseg.inference.processing import Predictor
 
 DEFAULT_SIZE = 320
 SIZE_KEY, RESIZE_KEY = "skinseg.input_size", "skinseg.resize"
+# The skin segmenter shipped in the package (`python export.py ship`): U²NetP trained on the public data
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
+DEFAULT_MODEL_NAME = "u2netp_skin"
 
 Provider = str | tuple[str, dict]
 
@@ -50,6 +53,24 @@ def select_providers(providers: Sequence[Provider] | None) -> list[Provider]:
     return selected
 
 
+def default_model_path(precision: str = "fp32") -> Path:
+    """The shipped model's ONNX file: "fp32" (`u2netp_skin.onnx`) or "int8" (`u2netp_skin.int8.onnx`).
+
+    Its card is `default_model/MODEL_CARD.md` (data, recipe, figures, licence).
+
+    Raises:
+        ValueError: another precision.
+        FileNotFoundError: the package holds no shipped model (the message says how to make one).
+    """
+    if precision not in ("fp32", "int8"):
+        raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
+    path = DEFAULT_MODEL_DIR / (DEFAULT_MODEL_NAME + (".int8" if precision == "int8" else "") + ".onnx")
+    if not path.is_file():
+        raise FileNotFoundError(f"no shipped model at {path}; pass a model path, or make one with "
+                                "`python export.py ship --ckpt CKPT`")
+    return path
+
+
 class Session(Predictor):
     """Predicts skin masks with an exported skinseg (or original U²Net/DLMV) ONNX model.
 
@@ -72,7 +93,7 @@ class Session(Predictor):
     resolution (`skinseg.inference.predict_tiled`).
 
     Args:
-        model_path: the .onnx file.
+        model_path: the .onnx file; None: the shipped U²NetP (`default_model_path()`).
         providers: ONNX Runtime execution providers (names or (name, options)); default
             CPU. `.providers` reports those the session really uses.
         threads: intra-op threads (default: ONNX Runtime's choice, all cores).
@@ -91,7 +112,7 @@ class Session(Predictor):
 
     def __init__(
         self,
-        model_path: str | os.PathLike,
+        model_path: str | os.PathLike | None = None,
         providers: Sequence[Provider] | None = None,
         threads: int | None = None,
         size: int | None = None,
@@ -99,7 +120,7 @@ class Session(Predictor):
         normalize: str = "minmax",
         postprocess: bool = False,
     ) -> None:
-        path = Path(model_path)
+        path = default_model_path() if model_path is None else Path(model_path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model {path} not found")
         options = ort.SessionOptions()

@@ -1,0 +1,169 @@
+"""Ship a checkpoint as the package's default skin segmenter: `python export.py ship --ckpt CKPT`.
+
+Exports the checkpoint to ONNX fp32 and int8 (post-training quantization for one engine,
+x86 by default) with export.py's checks, refuses an int8 model that strays from its float
+model by more than `INT8_FLOAT_TOLERANCE`, and writes into `skinseg/inference/default_model/`:
+
+    u2netp_skin.onnx        fp32, what `Session()` and `python -m skinseg.predict` load
+    u2netp_skin.int8.onnx   int8 (QDQ), about 3x smaller and faster on CPUs with VNNI
+    u2netp_skin.json        export.py's card (parity, int8 deviations, hashes)
+    MODEL_CARD.md           data, recipe, figures, licence: what a user reads
+
+Files already there are replaced only with `--overwrite`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from skinseg.checkpoints import load_network
+from skinseg.export.checkpoint import export_checkpoint
+from skinseg.inference.session import DEFAULT_MODEL_DIR, DEFAULT_MODEL_NAME
+
+# the shipped int8 model against its fp32 twin: mean |Δp| on the validation images at full
+# resolution (PTQ here gives 0.003-0.004) and the share of pixels on the same side of 0.5
+INT8_FLOAT_TOLERANCE = 0.01
+INT8_SAME_DECISION = 0.99
+
+CITATIONS = {
+    "sfa": "Casati et al., SFA: a human skin image database based on FERET and AR, 2013",
+    "abd": "Topiwala et al., BIBE 2019",
+    "hgr_subset": "Kawulok et al., HGR database",
+    "fasseg_frontal02": "Khan et al., FASSEG, ICIP 2015",
+}
+LICENCE = (
+    "The weights were learnt from research datasets whose images carry no licence for reuse. "
+    "Use them for research and testing; cite the datasets above in any work built on them. "
+    "The skinseg code is under the project's licence; these weights are not a product."
+)
+
+
+def shipped_files(out_dir: Path) -> list[Path]:
+    names = [f"{DEFAULT_MODEL_NAME}.onnx", f"{DEFAULT_MODEL_NAME}.int8.onnx", f"{DEFAULT_MODEL_NAME}.json",
+             "MODEL_CARD.md"]
+    return [out_dir / name for name in names]
+
+
+def recipe(run_config: dict[str, Any]) -> dict[str, Any]:
+    """The training settings a user needs to reproduce the run (from the checkpoint's config)."""
+    data, model, trainer = run_config.get("data", {}), run_config.get("model", {}), run_config.get("trainer", {})
+    keys = ("image_size", "resize_mode", "batch_size", "augment", "composite", "hflip", "vflip", "rotate90", "crop")
+    return {
+        "tags": run_config.get("tags"),
+        "seed": run_config.get("seed"),
+        "data": {key: data.get(key) for key in keys if key in data},
+        "datasets": data.get("datasets"),
+        "loss": {key: value for key, value in (model.get("loss") or {}).items() if key != "_target_"},
+        "optimizer": {key: value for key, value in (model.get("optimizer") or {}).items() if not key.startswith("_")},
+        "epochs": trainer.get("max_epochs"),
+        "precision": trainer.get("precision"),
+    }
+
+
+def model_card_markdown(card: dict[str, Any], notes: str = "") -> str:
+    """MODEL_CARD.md from the shipped card: model, files, data, recipe, figures, licence."""
+    architecture, shipped = card["architecture"], card["shipped"]
+    training = shipped["recipe"]
+    names = card.get("dataset_names") or training.get("datasets") or []
+    best = card.get("val_metrics_at_training_resolution") or {}
+    lines = [
+        f"# {DEFAULT_MODEL_NAME}: the skin segmenter shipped with skinseg {card['skinseg_version']}",
+        "",
+        f"{architecture['net']['name']} ({architecture['parameters']:,} parameters) trained from scratch, "
+        f"input {card['input']['size']} px ({card['input']['resize']}), output skin probabilities at the "
+        "input's size. Load it with `skinseg.inference.Session()` or `python -m skinseg.predict IN OUT`.",
+        "",
+        "| file | bytes | sha256 |",
+        "|---|---:|---|",
+        *[f"| {name} | {info['bytes']:,} | `{info['sha256'][:16]}…` |" for name, info in card["files"].items()],
+        "",
+        "## Training data",
+        "",
+        *[f"- `{name}`: {CITATIONS.get(name, 'user dataset')}" for name in names],
+        "",
+        "## Recipe",
+        "",
+        f"- checkpoint `{shipped['checkpoint']}`, best epoch {best.get('epoch', '?')} (step {best.get('step', '?')})",
+        f"- tags {training['tags']}, seed {training['seed']}, {training['epochs']} epochs, {training['precision']}",
+        f"- data {json.dumps(training['data'])}",
+        f"- loss {json.dumps(training['loss'])}, optimizer {json.dumps(training['optimizer'])}",
+        "",
+        "## Figures",
+        "",
+        "Validation at the training resolution (the run's best epoch):",
+        "",
+        "| dataset | IoU@0.5 | MAE (0-255) |",
+        "|---|---:|---:|",
+        *[f"| {name} | {best[f'val/{name}/iou']:.4f} | {best[f'val/{name}/mae']:.2f} |"
+          for name in names if f"val/{name}/iou" in best],
+        *([f"| pooled | {best['val/iou']:.4f} | {best['val/mae']:.2f} |"] if "val/iou" in best else []),
+    ]
+    evaluation = card.get("validation_at_full_resolution") or {}
+    if evaluation:
+        lines += ["", f"Full resolution through `Session`, {evaluation['images']} validation images:", "",
+                  "| file | mIoU | mIoU@0.5 | mean \\|Δp\\| vs fp32 | same decision as fp32 |", "|---|---:|---:|---:|---:|"]
+        for label, scores in evaluation["scores"].items():
+            lines.append(f"| {label} | {scores['miou']:.4f} | {scores['miou_at_half']:.4f} | "
+                         f"{scores['mean_abs_diff']:.4f} | {scores['same_decision']:.2%} |")
+    if notes:
+        lines += ["", "## Notes", "", notes.strip()]
+    lines += ["", "## Licence", "", LICENCE, ""]
+    return "\n".join(lines)
+
+
+def ship_checkpoint(
+    checkpoint: str | os.PathLike,
+    out_dir: str | os.PathLike = DEFAULT_MODEL_DIR,
+    engine: str = "x86",
+    data_dirs: Sequence[str] | None = None,
+    calibration_images: int = 64,
+    eval_images: int | None = None,
+    notes: str = "",
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Exports `checkpoint` as the shipped model into `out_dir`; returns its card.
+
+    Raises:
+        FileExistsError: a shipped file exists and `overwrite` is False.
+        ValueError: `eval_images` is 0 (the int8 check needs validation images).
+        RuntimeError: the int8 model strays from fp32 beyond the tolerances (nothing written).
+        (and what `export_checkpoint` raises).
+    """
+    if eval_images == 0:
+        raise ValueError("shipping checks int8 against fp32 on validation images: eval_images must be >= 1 or None")
+    out_dir = Path(out_dir)
+    existing = [path for path in shipped_files(out_dir) if path.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(map(str, existing))} already exist(s); pass --overwrite to replace "
+                              "the shipped model")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".ship-") as work:
+        work = Path(work)
+        card = export_checkpoint(checkpoint, work, DEFAULT_MODEL_NAME, data_dirs=data_dirs, engines=[engine],
+                                 calibration_images=calibration_images, eval_images=eval_images, progress=progress)
+        scores = card["validation_at_full_resolution"]["scores"][f"int8 {engine}"]
+        if scores["mean_abs_diff"] > INT8_FLOAT_TOLERANCE or scores["same_decision"] < INT8_SAME_DECISION:
+            raise RuntimeError(f"int8 ({engine}) differs from fp32 by mean |Δp| {scores['mean_abs_diff']:.4f} "
+                               f"(limit {INT8_FLOAT_TOLERANCE}) with {scores['same_decision']:.2%} same decisions "
+                               f"(limit {INT8_SAME_DECISION:.0%}); not shipped")
+        (work / f"{DEFAULT_MODEL_NAME}.{engine}.int8.pt").unlink()
+        os.replace(work / f"{DEFAULT_MODEL_NAME}.{engine}.int8.onnx", work / f"{DEFAULT_MODEL_NAME}.int8.onnx")
+        files = card["files"]
+        files[f"{DEFAULT_MODEL_NAME}.int8.onnx"] = files.pop(f"{DEFAULT_MODEL_NAME}.{engine}.int8.onnx")
+        del files[f"{DEFAULT_MODEL_NAME}.{engine}.int8.pt"]
+        card["checkpoint"] = Path(checkpoint).name  # not this machine's path
+        card["shipped"] = {"checkpoint": Path(checkpoint).name, "int8_engine": engine,
+                           "int8_float_tolerance": {"mean_abs": INT8_FLOAT_TOLERANCE,
+                                                    "same_decision": INT8_SAME_DECISION},
+                           "recipe": recipe(load_network(checkpoint).run_config)}
+        (work / f"{DEFAULT_MODEL_NAME}.json").write_text(json.dumps(card, indent=2, default=str))
+        (work / "MODEL_CARD.md").write_text(model_card_markdown(card, notes))
+        for path in shipped_files(out_dir):
+            os.replace(work / path.name, path)
+    return card
