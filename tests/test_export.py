@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from skinseg.export.checkpoint import export_checkpoint
 from skinseg.export.cli import main as export_main
-from skinseg.export.flops import REFERENCE_ROWS, flops_table
+from skinseg.export.flops import REFERENCE_ROWS, count_gflops, flops_table, markdown
+from skinseg.models import create_model
 from skinseg.export.onnx import onnx_probabilities
 from skinseg.training import train
 
@@ -136,3 +138,28 @@ def test_flops_match_the_original_rows():
     assert figures == {("u2net", 1024): 604.007, ("u2netp", 512): 51.271, ("u2netp", 1024): 205.082,
                        ("dlmv", 256): 2.473}
     assert table[0]["params"] == 44_009_869
+
+
+def test_flops_leave_birefnet_deformable_convs_uncounted_on_request():
+    from skinseg.models.birefnet_lite import DeformableConv2d
+
+    size = 64
+    model = create_model("birefnet_lite").eval()
+    macs = []
+
+    def record(module, inputs, output):
+        out_channels, in_channels, kh, kw = module.regular_conv.weight.shape
+        macs.append(out_channels * in_channels * kh * kw * output.shape[-2] * output.shape[-1])
+
+    for module in model.modules():
+        if isinstance(module, DeformableConv2d):
+            module.register_forward_hook(record)
+    with torch.no_grad():
+        model(torch.rand(1, 3, size, size))
+    counted, params = count_gflops("birefnet_lite", size, "eval")
+    uncounted, _ = count_gflops("birefnet_lite", size, "eval", count_deformable=False)
+    assert params == 44_313_720  # the original's BiRefNet_lite
+    # the difference is the deformable products (plus fvcore's small charge for the sampling)
+    assert sum(macs) / 1e9 <= counted - uncounted <= 1.1 * sum(macs) / 1e9
+    rows = flops_table([("birefnet_lite", size, "eval")], count_deformable=False)
+    assert "deformable convs uncounted" in markdown(rows)

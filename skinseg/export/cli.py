@@ -20,12 +20,14 @@ def flops_main(argv: Sequence[str]) -> int:
     parser.add_argument("--sizes", nargs="+", type=int, help="input sizes for --models (default 320 512 1024)")
     parser.add_argument("--mode", choices=("train", "eval"), default="eval",
                         help="fvcore mode for --models rows (the original's rows use the original's modes)")
+    parser.add_argument("--deformable-uncounted", action="store_true",
+                        help="leave BiRefNet_lite's deformable convs uncounted, as the original's figures did")
     parser.add_argument("--out", type=Path, default=Path("results/flops.md"))
     args = parser.parse_args(argv)
     rows = REFERENCE_ROWS
     if args.models:
         rows = [(model, size, args.mode) for model in args.models for size in (args.sizes or (320, 512, 1024))]
-    table = flops_table(rows)
+    table = flops_table(rows, count_deformable=not args.deformable_uncounted)
     Console(soft_wrap=True).print(markdown(table), markup=False)
     Console().print(f"wrote {write_flops(table, args.out)}")
     return 0

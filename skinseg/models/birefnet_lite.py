@@ -139,8 +139,8 @@ class DeformableConv2d(nn.Module):
     """Modulated deformable convolution (DCNv2) with offsets and modulation predicted by convs.
 
     Both predictors start at zero, so the layer starts as a plain convolution. On the CPU
-    it runs `deform_conv2d_sampled`, elsewhere and in ONNX export torchvision's
-    `deform_conv2d` (the same function; tests check they agree).
+    it runs `deform_conv2d_sampled` (unless `sampled_on_cpu` is set False), elsewhere and
+    in ONNX export torchvision's `deform_conv2d` (the same function; tests check they agree).
 
     Args:
         in_channels: input channels.
@@ -168,6 +168,7 @@ class DeformableConv2d(nn.Module):
             nn.init.zeros_(predictor.weight)
             nn.init.zeros_(predictor.bias)
         self.regular_conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=bias)
+        self.sampled_on_cpu = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offset = self.offset_conv(x)
@@ -178,7 +179,7 @@ class DeformableConv2d(nn.Module):
             # corrupts memory), and its CUDA autocast rule runs the op in float32 as well.
             x, offset, modulator, weight = x.float(), offset.float(), modulator.float(), weight.float()
             bias = bias.float() if bias is not None else None
-        if x.device.type == "cpu" and not torch.onnx.is_in_onnx_export():
+        if x.device.type == "cpu" and self.sampled_on_cpu and not torch.onnx.is_in_onnx_export():
             return deform_conv2d_sampled(x, offset, weight, bias, self.padding, modulator)
         # torchvision's kernel: on CUDA, and for ONNX export (as DeformConv)
         return deform_conv2d(x, offset, weight, bias, padding=(self.padding, self.padding), mask=modulator)
