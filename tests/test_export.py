@@ -13,8 +13,9 @@ import torch
 from skinseg.export.checkpoint import export_checkpoint
 from skinseg.export.cli import main as export_main
 from skinseg.export.flops import REFERENCE_ROWS, count_gflops, flops_table, markdown
-from skinseg.models import create_model
 from skinseg.export.onnx import onnx_probabilities
+from skinseg.models import create_model
+from skinseg.models.birefnet_lite import DeformableConv2d
 from skinseg.training import train
 
 from .test_train import TINY_BIREFNET_SPLIT
@@ -141,8 +142,6 @@ def test_flops_match_the_original_rows():
 
 
 def test_flops_leave_birefnet_deformable_convs_uncounted_on_request():
-    from skinseg.models.birefnet_lite import DeformableConv2d
-
     size = 64
     model = create_model("birefnet_lite").eval()
     macs = []

@@ -54,13 +54,12 @@ def count_gflops(
 
 
 def flops_table(rows: Iterable[tuple[str, int, str]], count_deformable: bool = True) -> list[dict]:
-    """One dict per (model, size, mode) row: model, size, mode, gflops, params, deformable."""
+    """One dict per (model, size, mode) row: model, size, mode, gflops, params, deformable_uncounted."""
     table = []
     for name, size, mode in rows:
         gflops, params = count_gflops(name, size, mode, count_deformable)
-        deformable = "uncounted" if not count_deformable and name == "birefnet_lite" else ""
         table.append({"model": name, "size": size, "mode": mode, "gflops": gflops, "params": params,
-                      "deformable": deformable})
+                      "deformable_uncounted": not count_deformable and name == "birefnet_lite"})
     return table
 
 
@@ -68,7 +67,7 @@ def markdown(table: Sequence[dict]) -> str:
     lines = ["| model | input | GFLOPs (fvcore) | counted in | parameters |", "|---|---:|---:|---|---:|"]
     lines += [
         f"| {r['model']} | {r['size']} | {r['gflops']:.3f} | {r['mode']} mode"
-        f"{', deformable convs uncounted' if r.get('deformable') == 'uncounted' else ''} | {r['params']:,} |"
+        f"{', deformable convs uncounted' if r['deformable_uncounted'] else ''} | {r['params']:,} |"
         for r in table
     ]
     return "\n".join(lines)
