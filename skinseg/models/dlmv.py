@@ -40,6 +40,12 @@ class DLMV(nn.Module):
         width_mult: MobileNetV3 channel multiplier (small values build tiny test models).
         aspp_channels: channels of the ASPP branches and the head.
         atrous_rates: dilation rates of the three ASPP 3x3 branches.
+        bn_momentum: momentum of every BatchNorm's running statistics. torchvision's
+            backbone uses 0.01, made for fine-tuning ImageNet weights; trained from
+            scratch, such running statistics lag the fast-changing network by hundreds of
+            steps and eval-mode predictions fall far behind training ones (mIoU@0.5 0.76
+            instead of 0.85 on 48 val images after 650 steps at 256, public data), so the
+            PyTorch default 0.1 is used.
 
     Forward:
         x (B,in,H,W) -> logits (B,num_classes,H,W), upsampled bilinearly from H/16.
@@ -52,6 +58,7 @@ class DLMV(nn.Module):
         width_mult: float = 1.0,
         aspp_channels: int = 256,
         atrous_rates: Sequence[int] = (12, 24, 36),
+        bn_momentum: float = 0.1,
     ) -> None:
         super().__init__()
         self.backbone = mobilenet_v3_large(weights=None, dilated=True, width_mult=width_mult).features
@@ -69,6 +76,9 @@ class DLMV(nn.Module):
             nn.Conv2d(aspp_channels, num_classes, 1),
         )
         self.upsample = LogitUpsample()
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = bn_momentum
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.upsample(self.classifier(self.backbone(x)), x)
