@@ -308,10 +308,10 @@ def write_results(
 
 
 def machine_description() -> str:
-    """CPU model and core count, for the tables' header."""
-    from skinseg.bench.train import cpu_name
+    """CPU model with its features and core count, for the tables' header."""
+    from skinseg.hardware import cpu_info
 
-    return f"{cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    return f"{cpu_info().describe()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
 def run(cfg) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 `--model` is an exported `.onnx` (run with `skinseg.inference.Session`), a `.ckpt`
 checkpoint (`TorchSession`) or a classical method name (`skinseg.classical.METHODS`);
 without it, the U²NetP shipped in the package (`skinseg/inference/default_model/`,
-see its MODEL_CARD.md; `--model int8` picks its int8 twin).
+see its MODEL_CARD.md), fp32 or int8, whichever runs faster on this machine where the
+int8 file agrees with fp32 (`--precision fp32|int8` chooses); the summary names it.
 Writes `OUTPUT_DIR/STEM.png` (uint8 0-255 mask) and, with `--cutout`,
 `OUTPUT_DIR/STEM_cutout.png` (RGBA, alpha = mask) for every image (a folder: its
 images one level deep). Outputs already there are kept (a rerun resumes) unless
@@ -18,6 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -37,8 +39,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m skinseg.predict", description=__doc__.splitlines()[0])
     parser.add_argument("input", type=Path, help="an image file, or a folder of images (not recursive)")
     parser.add_argument("output_dir", type=Path, help="folder for STEM.png masks (not the input folder)")
-    parser.add_argument("--model", help="a .onnx, a .ckpt, a classical method name, or int8 (the shipped model's "
-                                         "int8 file); default: the shipped U²NetP (fp32)")
+    parser.add_argument("--model", help="a .onnx, a .ckpt or a classical method name; default: the shipped U²NetP")
+    parser.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto",
+                        help="the shipped model's file: auto (the faster here, where int8 agrees with fp32), "
+                             "fp32 or int8")
     parser.add_argument("--cutout", action="store_true", help="also write STEM_cutout.png (RGBA)")
     parser.add_argument("--tile", type=int, help="tiled inference at native resolution with this tile side")
     parser.add_argument("--overlap", type=int, help="tile overlap in pixels (default: 64, at most tile/4)")
@@ -47,7 +51,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--normalize", choices=("minmax", "none"),
                         help="min-max rescale each mask (default: minmax for .onnx, none for .ckpt)")
     parser.add_argument("--postprocess", action="store_true", help="open (3x3 ellipse), Gaussian 9x9 σ 2")
-    parser.add_argument("--threads", type=int, help="CPU threads for the model")
+    parser.add_argument("--threads", type=int,
+                        help="CPU threads for the model (default: the physical cores this process may use)")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo images whose outputs exist (default: keep them, so a rerun resumes)")
     args = parser.parse_args(argv)
@@ -84,6 +89,13 @@ def check_output_dir(input_path: Path, output_dir: Path) -> None:
         )
 
 
+class Model(NamedTuple):
+    """A mask function and what it runs (for progress lines and summaries)."""
+
+    predict: Callable[[np.ndarray], np.ndarray]
+    description: str
+
+
 def make_predictor(
     model: str | None = None,
     size: int | None = None,
@@ -93,46 +105,46 @@ def make_predictor(
     threads: int | None = None,
     tile: int | None = None,
     overlap: int = 0,
-) -> Callable[[np.ndarray], np.ndarray]:
+    precision: str = "auto",
+) -> Model:
     """An RGB uint8 (H,W,3) -> uint8 (H,W) mask function for a model (the options of the CLI).
 
     Args:
         model: a .onnx file (Session), a .ckpt file (TorchSession), a classical method name,
-            None (the shipped U²NetP) or "int8" (its int8 file).
+            or None: the shipped U²NetP.
         size, letterbox, normalize, threads, tile, overlap: network options (None: the model's).
         postprocess: open + Gaussian clean-up.
+        precision: the shipped model's file, "auto", "fp32" or "int8" (see `Session`).
 
     Raises:
-        UsageError: neither an existing .onnx/.ckpt file nor a classical method name, or
-            network options for a classical method.
+        UsageError: neither an existing .onnx/.ckpt file nor a classical method name,
+            network options for a classical method, or a precision for another model.
     """
     from skinseg.classical import METHODS
 
-    if model is None or model == "int8":
-        from skinseg.inference.session import default_model_path
-
-        try:
-            model = str(default_model_path("int8" if model else "fp32"))
-        except FileNotFoundError as error:
-            raise UsageError(str(error)) from None
-    path = Path(model)
+    if model is not None and precision != "auto":
+        raise UsageError(f"--precision {precision} picks the shipped model's file; not for --model {model}")
     options = {"size": size, "resize": "letterbox" if letterbox else None, "postprocess": postprocess}
     if normalize:
         options["normalize"] = normalize
-    if path.suffix in (".onnx", ".ckpt") and path.is_file():
-        if path.suffix == ".onnx":
-            from skinseg.inference.session import Session
+    path = Path(model) if model is not None else None
+    if path is None or (path.suffix == ".onnx" and path.is_file()):
+        from skinseg.inference.session import Session
 
-            session = Session(path, threads=threads, **options)
-        else:
-            import torch
+        try:
+            session = Session(path, threads=threads, precision=precision, **options)
+        except FileNotFoundError as error:  # no shipped model in this copy of the package
+            raise UsageError(str(error)) from None
+        return Model(lambda rgb: session.predict(rgb, tile=tile, overlap=overlap), session.description)
+    if path.suffix == ".ckpt" and path.is_file():
+        import torch
 
-            from skinseg.inference.torch_session import TorchSession
+        from skinseg.hardware import default_threads
+        from skinseg.inference.torch_session import TorchSession
 
-            if threads:
-                torch.set_num_threads(threads)
-            session = TorchSession(path, **options)
-        return lambda rgb: session.predict(rgb, tile=tile, overlap=overlap)
+        torch.set_num_threads(threads or default_threads())
+        session = TorchSession(path, **options)
+        return Model(lambda rgb: session.predict(rgb, tile=tile, overlap=overlap), str(path))
     if model in METHODS:
         from skinseg.classical import create_method
 
@@ -142,7 +154,8 @@ def make_predictor(
         if given:
             raise UsageError(f"{', '.join(given)}: for .onnx/.ckpt models, not method {model!r}")
         method = create_method(model)
-        return (lambda rgb: post_process(method.predict(rgb))) if postprocess else method.predict
+        function = (lambda rgb: post_process(method.predict(rgb))) if postprocess else method.predict
+        return Model(function, f"classical method {model}")
     if path.suffix in (".onnx", ".ckpt"):
         reason = f"{path}: no such file"
     else:
@@ -164,11 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         images = list_images(args.input)
         check_output_dir(args.input, args.output_dir)
-        predict = make_predictor(args.model, args.size, args.letterbox, args.normalize, args.postprocess,
-                                 args.threads, args.tile, args.overlap)
+        model = make_predictor(args.model, args.size, args.letterbox, args.normalize, args.postprocess,
+                               args.threads, args.tile, args.overlap, args.precision)
     except (ValueError, OSError) as error:  # UsageError, or a model the sessions refuse
         console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
         return 2
+    console.print(f"model: {escape(model.description)}", highlight=False)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     written = failed = kept = 0
     owners: dict[str, Path] = {}
@@ -189,12 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress.console.print(f"[yellow]skipped:[/] {escape(str(error))}", highlight=False)
                 failed += 1
                 continue
-            mask = predict(rgb)
+            mask = model.predict(rgb)
             save_png(Image.fromarray(mask), outputs[0])
             if args.cutout:
                 save_png(cutout(rgb, mask), outputs[1])
             written += 1
-    summary = f"{written} written to {escape(str(args.output_dir))}, {failed} skipped"
+    summary = f"{written} written to {escape(str(args.output_dir))} by {escape(model.description)}, {failed} skipped"
     if kept:
         summary += f", {kept} already there kept (--overwrite redoes them)"
     console.print(summary, highlight=False)

@@ -14,9 +14,11 @@ from hydra.utils import instantiate
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
+
+from skinseg.hardware import AUTO, PrecisionChoice, cpu_info, default_threads, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -107,18 +109,59 @@ def print_summary(summary: dict[str, Any]) -> None:
     Console().print(table)
 
 
+def resolve_hardware(cfg: DictConfig) -> dict[str, str]:
+    """Replaces "auto" in `trainer.precision` and `threads` by what this machine calls for.
+
+    Sets torch's intra-op threads, writes the resolved values into `cfg` (so that the
+    run's config and checkpoints record what was used), and returns one line per
+    decision with its reason, for the log and the summary.
+
+    Raises:
+        ValueError: `threads` is neither "auto" nor a positive integer.
+    """
+    qat = "qat" in (cfg.get("callbacks") or {})
+    choice: PrecisionChoice = resolve_precision(
+        cfg.trainer.get("precision", AUTO),
+        cfg.trainer.get("accelerator", "cpu"),
+        fp32_reason="quantization-aware training fakes int8 in fp32" if qat else None,
+    )
+    threads = cfg.get("threads", AUTO)
+    if threads in (None, AUTO):
+        threads, why_threads = default_threads(), "the physical cores available to this process"
+    elif isinstance(threads, int) and not isinstance(threads, bool) and threads > 0:
+        why_threads = "set explicitly"
+    else:
+        raise ValueError(f"threads must be 'auto' or a positive integer, got {threads!r}")
+    torch.set_num_threads(threads)
+    with open_dict(cfg):
+        cfg.trainer.precision = choice.precision
+        cfg.threads = threads
+    return {
+        "cpu": cpu_info().describe(),
+        "precision": str(choice),
+        "threads": f"{threads}: {why_threads}",
+    }
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Trains the configured model on the configured data; returns the summary.
 
-    The summary holds the best epoch's validation metrics (by val/iou), the best and
-    last checkpoint paths, the output folder and the wall time.
+    The summary holds the hardware decisions (precision, threads, loader workers, with
+    their reasons), the best epoch's validation metrics (by val/iou), the best and last
+    checkpoint paths, the output folder and the wall time.
     """
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     if rank_zero_only.rank == 0:
         check_output_dir(cfg.paths.output_dir)
+    hardware = resolve_hardware(cfg)
 
     datamodule = instantiate(cfg.data, _convert_="all")
+    hardware["loader workers"] = f"{datamodule.num_workers}: {datamodule.num_workers_reason}"
+    with open_dict(cfg):
+        cfg.data.num_workers = datamodule.num_workers  # the run's record says what was used
+    for key, value in hardware.items():
+        log.info("%s: %s", key, value)
     model = instantiate(cfg.model, _convert_="all")
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_list(cfg.get("callbacks"))
@@ -132,6 +175,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     best_metrics = dict(model.best_metrics)
     summary: dict[str, Any] = {
+        **hardware,
         "best_epoch": best_metrics.pop("epoch", "-"),
         "best_step": best_metrics.pop("step", "-"),
         **best_metrics,

@@ -18,8 +18,15 @@ CONFIGS = ROOT / "configs"
 PUBLIC_DATA = Path(os.environ.get("SKINSEG_PUBLIC_DATA", ROOT.parent / "shared" / "datasets"))
 
 
+# Tests train in fp32 on every CPU: the same numbers everywhere, and no emulated bf16 (8x
+# slower) on CPUs without it. Tests of `trainer.precision=auto` set it themselves.
+FP32 = "trainer.precision=32-true"
+
+
 def compose_train(overrides: list[str], tmp_path: Path, cache_dir: Path) -> DictConfig:
-    """The train config for `overrides`, with every output under tmp_path."""
+    """The train config for `overrides` (fp32 unless they set a precision or QAT), outputs under tmp_path."""
+    if not any(override.startswith(("trainer.precision=", "qat=")) for override in overrides):
+        overrides = [*overrides, FP32]
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
@@ -33,10 +40,16 @@ def compose_train(overrides: list[str], tmp_path: Path, cache_dir: Path) -> Dict
     return cfg
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def cache_dir(tmp_path_factory) -> Path:
-    """One cache (demo data, dataset indexes) for the whole test session."""
-    return tmp_path_factory.mktemp("cache")
+    """One cache (demo data, dataset indexes, measured runtimes) for the whole test session.
+
+    $SKINSEG_CACHE points there too, so that nothing a test does lands in the user's cache.
+    """
+    path = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SKINSEG_CACHE", str(path))
+        yield path
 
 
 @pytest.fixture

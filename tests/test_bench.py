@@ -6,13 +6,23 @@ from skinseg.bench import train as bench_train
 
 
 def test_training_benchmark_smoke(tmp_path, capsys, cache_dir):
+    from skinseg.hardware import cpu_info, resolve_precision
+
     bench_train.main(
         ["--models", "dlmv", "--size", "64", "--batch-size", "2", "--steps", "1", "--warmup", "1",
          "--repeats", "1", "--workers", "0", "--data-batches", "2", "--data", str(tmp_path),
-         "--cache", str(cache_dir)]
+         "--cache", str(cache_dir), "--workers-sweep", "0", "1"]
     )
     output = capsys.readouterr().out
     assert "skinseg / plain" in output and "bf16-mixed" in output and "demo data" in output
+    # the header names the CPU, its features and what auto picks here, with why
+    header = output.splitlines()[0]
+    assert header.startswith(cpu_info().name) and "AVX2 " in header and "AMX-BF16 " in header
+    assert f"trainer.precision=auto -> {resolve_precision('auto', 'cpu')}" in header
+    rates = [float(word) for line in output.splitlines() if line.startswith("row: ")
+             for word in line.split()[4:7:2]]
+    assert len(rates) == 4 and all(0 < rate < float("inf") for rate in rates)
+    assert "auto picks" in output and "Training fed by the loader" in output and "1 workers" in output
 
 
 def test_augmentation_benchmark_smoke(capsys):
@@ -90,8 +100,9 @@ def test_generalisation_study_trains_without_the_holdout_and_scores_it(tmp_path,
     generalisation.main(argv)
     table = (tmp_path / "out" / "holdout-unseen.md").read_text()
     assert "all 6 pairs" in table and "seen (2 pairs" in table
-    assert [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| ")][1:] == [
-        "| plain", "| composite", "| ycbcr"]
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ")][1:]
+    assert [row[0] for row in rows] == ["| plain", "| composite", "| ycbcr"]
+    assert [row[7] for row in rows] == ["32-true", "32-true", ""]  # the precision each run trained in
     finished = json.loads((tmp_path / "runs" / "unseen" / "plain" / "finished.json").read_text())
     assert "data.datasets=[seen]" in finished["overrides"]
 

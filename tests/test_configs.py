@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 
 from skinseg.data import SkinDataModule
 from skinseg.module import SkinSegModule
-from skinseg.training import instantiate_list
+from skinseg.training import instantiate_list, resolve_hardware
 
 from .conftest import CONFIGS
 
@@ -74,7 +74,7 @@ def test_qat_configs(cfg_factory, engine, model):
     cfg = cfg_factory([f"qat={engine}", f"model={model}"])
     callbacks = {type(callback) for callback in instantiate_list(cfg.callbacks)}
     assert QuantizationAwareTraining in callbacks and cfg.callbacks.qat.engine == engine
-    assert cfg.trainer.precision == "32-true"
+    assert resolve_hardware(cfg)["precision"].startswith("32-true: quantization-aware training")
     instantiate(cfg.trainer, _convert_="all")
     instantiate(cfg.model, _convert_="all")
 

@@ -70,7 +70,7 @@ def test_predict_cli_needs_only_the_paths(tmp_path):
     image, _ = portrait(TONES["medium"], BACKGROUNDS["grey"])
     Image.fromarray(image).save(tmp_path / "photo.jpg")
     assert predict_main([str(tmp_path / "photo.jpg"), str(tmp_path / "out")]) == 0
-    assert predict_main([str(tmp_path / "photo.jpg"), str(tmp_path / "int8"), "--model", "int8"]) == 0
+    assert predict_main([str(tmp_path / "photo.jpg"), str(tmp_path / "int8"), "--precision", "int8"]) == 0
     for folder in ("out", "int8"):
         mask = np.asarray(Image.open(tmp_path / folder / "photo.png"))
         assert mask.shape == image.shape[:2] and mask.max() > 128

@@ -16,7 +16,7 @@ from hydra.errors import InstantiationException
 
 from skinseg.training import train
 
-from .conftest import PUBLIC_DATA, ROOT, public_dataset
+from .conftest import FP32, PUBLIC_DATA, ROOT, public_dataset
 
 SMALL_DEMO = [
     "data.demo.num_train=16",
@@ -144,6 +144,7 @@ def test_resume_after_sigkill_mid_epoch(tmp_path, cache_dir):
         "trainer.max_epochs=3",
         "callbacks.last_checkpoint.every_n_train_steps=5",
         "callbacks.rich_progress_bar=null",
+        FP32,
     ]
     steps_per_epoch = 12
     first_run, second_run = tmp_path / "first", tmp_path / "second"
@@ -177,7 +178,7 @@ def test_resume_after_sigkill_mid_epoch(tmp_path, cache_dir):
 
 
 def test_ddp_sim_two_cpu_processes(tmp_path, cache_dir):
-    process = run_train(["trainer=ddp_sim", "debug=fdr", *SMALL_DEMO, f"hydra.run.dir={tmp_path}"], cache_dir)
+    process = run_train(["trainer=ddp_sim", "debug=fdr", *SMALL_DEMO, FP32, f"hydra.run.dir={tmp_path}"], cache_dir)
     output = process.communicate(timeout=600)[0]
     assert process.returncode == 0, output[-3000:]
     assert "Starting with 2 processes" in output

@@ -5,7 +5,8 @@ Prints two tables:
   pairs/s and written variants/s with the given processes;
 - online augmentation: the time one training sample takes through the pipeline
   (decode excluded: resize to 256 and flip) without and with `seed26`, next to the
-  per-sample time of one DLMV training step at 256 (plain PyTorch loop, bf16),
+  per-sample time of one DLMV training step at 256 (plain PyTorch loop, in the precision
+  `trainer.precision=auto` picks on this CPU),
   which is what the loader workers must keep up with.
 Each figure is the median of `--repeats` runs.
 """
@@ -23,10 +24,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from skinseg.bench.train import cpu_name, make_batches, plain_loop_times
+from skinseg.bench.train import make_batches, plain_loop_times
 from skinseg.data.augment import materialise
 from skinseg.data.demo import render_demo_sample
 from skinseg.data.transforms import build_transform
+from skinseg.hardware import cpu_name, resolve_precision
 
 HEIGHT, WIDTH = 768, 512
 
@@ -94,8 +96,9 @@ def main(argv: list[str] | None = None) -> None:
         online_seconds_per_sample(image, mask, "seed26", args.samples) for _ in range(args.repeats)
     )
     batches = make_batches(1 + args.train_steps, 16, 256)
+    precision = resolve_precision("auto", "cpu").precision
     step = statistics.median(
-        statistics.median(plain_loop_times("dlmv", batches, "bf16-mixed")[1:]) for _ in range(args.repeats)
+        statistics.median(plain_loop_times("dlmv", batches, precision)[1:]) for _ in range(args.repeats)
     )
     per_sample_step = step / 16
     table = Table(title=f"Online augmentation per {WIDTH}x{HEIGHT} sample (one process) vs DLMV@256 training")
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         ("resize 256 + flip", plain),
         ("resize 256 + flip + seed26", seeded),
         ("seed26 alone (difference)", seeded - plain),
-        ("DLMV@256 training step / 16 (bf16)", per_sample_step),
+        (f"DLMV@256 training step / 16 ({precision})", per_sample_step),
     ):
         table.add_row(label, f"{seconds * 1000:.2f}", f"{seconds / per_sample_step:.3f}")
     console.print(table)

@@ -33,7 +33,7 @@ import torch
 from rich.console import Console
 
 from skinseg.bench import save_table
-from skinseg.bench.train import cpu_name
+from skinseg.hardware import cpu_info, default_threads
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime rows")
     parser.add_argument("--gpu-sizes", nargs="*", type=int, default=[1024], help="sizes of the CUDA rows")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per row after one warm-up")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=default_threads(),
+                        help="torch and ONNX Runtime threads (default: the physical cores available)")
     parser.add_argument("--out", type=Path, default=Path("results"))
     args = parser.parse_args(argv)
     console = Console(width=160)
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
             console.print(f"{case.label} @{case.size}: {result['seconds']:.3f} s, peak RSS {gib(result['peak_rss'])} GiB"
                           + (f", peak GPU {gib(result['peak_gpu'])} GiB" if result["peak_gpu"] else ""))
 
-    header = (f"BiRefNet_lite (44,313,720 parameters, random weights), {cpu_name()}, {args.threads} threads, "
+    header = (f"BiRefNet_lite (44,313,720 parameters, random weights), {cpu_info().describe()}, {args.threads} threads, "
               f"torch {torch.__version__}"
               + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU")
               + f"; median of {args.runs} runs after a warm-up, each row in a fresh process; forward batch 1, "

@@ -19,10 +19,10 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from skinseg.bench.train import cpu_name
 from skinseg.classical import METHODS, create_method
 from skinseg.classical.mediapipe import mediapipe_available
 from skinseg.data.demo import render_demo_sample
+from skinseg.hardware import cpu_name
 
 
 def median_seconds(function, repeats: int) -> float:

@@ -32,7 +32,9 @@ from pathlib import Path
 from rich.console import Console
 
 from skinseg.bench import save_table
+from skinseg.checkpoints import load_network
 from skinseg.evaluation import POOLED, checkpoint_entries, classical_entries, evaluate, summarise_results
+from skinseg.hardware import cpu_info
 
 PUBLIC = ("sfa", "abd", "hgr_subset", "fasseg_frontal02")
 DEFAULT_RECIPES = {
@@ -92,13 +94,13 @@ def markdown(rows: list[dict], header: str) -> str:
     """One row per recipe or classical method: held-out figures, then pooled in-domain val."""
     lines = [header, "",
              "| recipe | held-out mIoU@0.5 | held-out F1 | held-out MAE | held-out HCE | in-domain val mIoU@0.5 "
-             "| train min | overrides |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| train min | precision | overrides |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for row in rows:
         val = f"{row['val_miou50']:.4f}" if row["val_miou50"] is not None else ""
         minutes = f"{row['minutes']:.0f}" if row["minutes"] is not None else ""
         lines.append(f"| {row['recipe']} | {row['miou50']:.4f} | {row['f1']:.4f} | {row['mae']:.2f} | "
-                     f"{row['hce']:.1f} | {val} | {minutes} | {' '.join(row['overrides'])} |")
+                     f"{row['hce']:.1f} | {val} | {minutes} | {row['precision']} | {' '.join(row['overrides'])} |")
     return "\n".join(lines)
 
 
@@ -143,31 +145,36 @@ def main(argv: list[str] | None = None) -> None:
         run_dir = args.runs_dir / args.holdout / recipe_folder(name)
         console.print(f"{name}: train.py {' '.join([*base, *overrides])}", markup=False)
         minutes = train_recipe(run_dir, [*base, *overrides], env)
-        trained[name] = (overrides, minutes, checkpoint_entries([str(best_checkpoint(run_dir))])[0])
+        best = best_checkpoint(run_dir)
+        # what trainer.precision=auto resolved to in that run (its checkpoint records the resolved config)
+        precision = load_network(best).run_config.get("trainer", {}).get("precision", "")
+        trained[name] = (overrides, minutes, precision, checkpoint_entries([str(best)])[0])
 
     methods, _ = classical_entries(args.methods)
-    entries = [entry for _, _, entry in trained.values()] + methods
+    entries = [entry for *_, entry in trained.values()] + methods
     scores = evaluate(entries, held_out + in_domain, cache_dir, workers=args.workers)
     tables = summarise_results(scores)
     pooled_val = summarise_results(
         {label: [score for score in entry_scores if score["dataset"] != args.holdout]
          for label, entry_scores in scores.items()})[POOLED]
     rows = []
-    for name, (overrides, minutes, entry) in [*trained.items(), *((m.label, ([], None, m)) for m in methods)]:
+    for name, (overrides, minutes, precision, entry) in [*trained.items(),
+                                                          *((m.label, ([], None, "", m)) for m in methods)]:
         figures = tables[args.holdout][entry.label]
-        rows.append({"recipe": name, "overrides": overrides, "minutes": minutes,
+        rows.append({"recipe": name, "overrides": overrides, "minutes": minutes, "precision": precision,
                      "val_miou50": pooled_val[entry.label]["miou50"],
                      **{key: figures[key] for key in ("miou50", "f1", "mae", "hce")}})
     header = (f"Held out: {args.holdout} (all {len(held_out)} pairs, never trained on); in-domain val: "
               f"{', '.join(kept)} ({len(in_domain)} pairs, pooled). {args.model} at {args.size} px, "
-              f"{args.epochs} epochs, base overrides: {' '.join(base)}. Best checkpoint by in-domain val.")
+              f"{args.epochs} epochs, base overrides: {' '.join(base)}. Best checkpoint by in-domain val. "
+              f"Trained on {cpu_info().describe()}.")
     text = markdown(rows, header)
     console.print(text, markup=False)
     save_table(args.out, f"holdout-{args.holdout}", text,
-               ["recipe", "overrides", "train_minutes", "heldout_miou50", "heldout_f1", "heldout_mae",
+               ["recipe", "overrides", "train_minutes", "precision", "heldout_miou50", "heldout_f1", "heldout_mae",
                 "heldout_hce", "val_miou50"],
-               [[row["recipe"], " ".join(row["overrides"]), row["minutes"], row["miou50"], row["f1"], row["mae"],
-                 row["hce"], row["val_miou50"]] for row in rows])
+               [[row["recipe"], " ".join(row["overrides"]), row["minutes"], row["precision"], row["miou50"], row["f1"],
+                 row["mae"], row["hce"], row["val_miou50"]] for row in rows])
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ import torch
 from rich.console import Console
 
 from skinseg.bench import save_table
-from skinseg.bench.train import cpu_name
+from skinseg.hardware import cpu_info, default_threads
 from skinseg.export.onnx import INPUT_NAME, export_onnx, has_dynamic_size
 from skinseg.models import create_model
 from skinseg.models.head import ProbabilityHead
@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="seconds per image above which a runtime stops at larger sizes (default 10)")
     parser.add_argument("--sequential-from", type=int, default=1024,
                         help="from this size on, time the runtimes one after another (memory), not interleaved")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=default_threads(),
+                        help="torch and ONNX Runtime threads (default: the physical cores available)")
     parser.add_argument("--engines", nargs="*", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to build)")
     parser.add_argument("--out", type=Path, default=Path("results"))
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     def save(table: Table) -> str:
         """Writes the table so far (with the earlier run's other cells): a crash loses only the current size."""
         merged, kept = with_earlier_cells(table, earlier)
-        header = (f"Inference seconds per image (batch 1), {cpu_name()}, {args.threads} threads, {versions}; "
+        header = (f"Inference seconds per image (batch 1), {cpu_info().describe()}, {args.threads} threads, {versions}; "
                   f"median of {args.runs} rounds after a warm-up"
                   + (f"; {kept} cells kept from an earlier run in {args.out}" if kept else ""))
         text = markdown(merged, sorted({size for cells in merged.values() for size in cells}), header, args.budget)

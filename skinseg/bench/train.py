@@ -4,18 +4,22 @@ For each model at its training size it prints one table row per precision:
 - training images/s of a plain PyTorch loop (the baseline) and of skinseg's
   LightningModule under a Lightning Trainer, over the same model, optimiser and
   in-memory batches, and their ratio (the module's overhead; target <= 5 %);
-- the bf16-mixed speed-up over fp32;
+- the bf16-mixed speed-up over fp32, which precision `trainer.precision=auto` picks on
+  this machine and how its speed compares with the faster of the two;
 - the data pipeline's images/s with the configured loader workers on real folders
   (the public datasets when present, else the demo set), to show whether loading
   can feed training.
+`--workers-sweep 0 1 2` adds a table of training fed by the real loader with each number
+of worker processes (the step waits for its batch: what a run sees).
+The header names the CPU and its relevant features (AVX2, AVX-512, VNNI, BF16, AMX).
 Each figure is the median over `--repeats` runs of `--steps` timed steps after warm-up.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
-import platform
 import statistics
 import time
 from collections.abc import Iterable
@@ -28,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from skinseg.data import SkinDataModule
+from skinseg.hardware import cpu_info, default_loader_workers, default_threads, resolve_precision
 from skinseg.losses import BceDiceLoss
 from skinseg.module import SkinSegModule
 
@@ -35,17 +40,6 @@ TRAIN_SIZES = {"u2netp": 320, "u2net": 320, "dlmv": 256}
 BATCH_SIZES = {"u2netp": 8, "u2net": 4, "dlmv": 16}
 LOSS_WEIGHTS = {"u2netp": (1 / 3, 2 / 3), "u2net": (1 / 3, 2 / 3), "dlmv": (0.5, 0.5)}
 PRECISIONS = ("32-true", "bf16-mixed")
-
-
-def cpu_name() -> str:
-    """The processor's model name (Linux), else what `platform` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_batches(count: int, batch_size: int, size: int, seed: int = 0) -> list[dict]:
@@ -114,15 +108,14 @@ class StepTimer(L.Callback):
         return [b - a for a, b in zip(self.stamps, self.stamps[1:])]
 
 
-def lightning_times(name: str, batches: list[dict], precision: str) -> list[float]:
-    """Seconds per step of SkinSegModule.fit over the same batches."""
-    torch.manual_seed(0)
-    timer = StepTimer()
-    trainer = L.Trainer(
+def timed_trainer(precision: str, timer: StepTimer, batches: int | None = None) -> L.Trainer:
+    """A quiet one-epoch Trainer on the CPU without validation, timing its steps."""
+    return L.Trainer(
         accelerator="cpu",
         devices=1,
         precision=precision,
         max_epochs=1,
+        limit_train_batches=batches,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -131,8 +124,14 @@ def lightning_times(name: str, batches: list[dict], precision: str) -> list[floa
         limit_val_batches=0,
         callbacks=[timer],
     )
+
+
+def lightning_times(name: str, batches: list[dict], precision: str) -> list[float]:
+    """Seconds per step of SkinSegModule.fit over the same batches."""
+    torch.manual_seed(0)
+    timer = StepTimer()
     loader = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False)
-    trainer.fit(build_module(name), train_dataloaders=loader)
+    timed_trainer(precision, timer).fit(build_module(name), train_dataloaders=loader)
     return timer.times()
 
 
@@ -141,11 +140,11 @@ def images_per_second(step_times: Iterable[float], batch_size: int, warmup: int)
     return batch_size / statistics.median(timed)
 
 
-def data_pipeline_rate(
-    size: int, batch_size: int, workers: int, batches: int, data_root: Path | None, cache: Path
-) -> tuple[float, str]:
-    """Images/s of the training loader (decode, resize, flip, collate) at the given size."""
-    common = {"image_size": size, "batch_size": batch_size, "num_workers": workers, "cache_dir": cache}
+def real_datamodule(size: int, batch_size: int, workers: int, data_root: Path | None,
+                    cache: Path) -> tuple[SkinDataModule, str]:
+    """The training datamodule on every dataset under `data_root` (else the demo), set up; and its label."""
+    common = {"image_size": size, "batch_size": batch_size, "num_workers": workers, "cache_dir": cache,
+              "augment": "none"}
     if data_root is not None:
         datasets = [p.name for p in sorted(data_root.iterdir()) if (p / "images").is_dir()]
         module = SkinDataModule(data_root, datasets=datasets, **common)
@@ -155,13 +154,37 @@ def data_pipeline_rate(
         module.prepare_data()
         source = "demo"
     module.setup("fit")
+    return module, source
+
+
+def data_pipeline_rate(
+    size: int, batch_size: int, workers: int, batches: int, data_root: Path | None, cache: Path
+) -> tuple[float, str]:
+    """Images/s of the training loader alone (decode, resize, flip, collate) at the given size."""
+    module, source = real_datamodule(size, batch_size, workers, data_root, cache)
     loader = iter(module.train_dataloader())
     next(loader)  # worker start-up is not throughput
     start = time.perf_counter()
-    seen = 0
-    for _ in range(batches):
-        seen += len(next(loader)["image"])
+    seen = sum(len(batch["image"]) for batch in itertools.islice(loader, batches))  # a small set may end first
     return seen / (time.perf_counter() - start), source
+
+
+def fed_training_rate(name: str, size: int, batch_size: int, precision: str, workers: int, steps: int,
+                      warmup: int, data_root: Path | None, cache: Path) -> float:
+    """Training images/s when each step waits for the real loader with `workers` processes."""
+    torch.manual_seed(0)
+    module, _ = real_datamodule(size, batch_size, workers, data_root, cache)
+    timer = StepTimer()
+    timed_trainer(precision, timer, batches=warmup + steps).fit(build_module(name), datamodule=module)
+    return images_per_second(timer.times(), batch_size, warmup)
+
+
+def hardware_header() -> str:
+    """The CPU with its features, the threads, and the precision `auto` picks here (with why)."""
+    cpu = cpu_info()
+    features = ", ".join(f"{label} {'yes' if found else 'no'}" for label, found in cpu.features().items())
+    return (f"{cpu.name}: {features}; {torch.get_num_threads()} threads; "
+            f"trainer.precision=auto -> {resolve_precision('auto', 'cpu')}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -172,24 +195,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed steps per run")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps per run")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (median)")
-    parser.add_argument("--workers", type=int, default=2, help="loader workers (configs/data: 2)")
+    parser.add_argument("--threads", type=int, default=default_threads(),
+                        help="torch intra-op threads (default: the physical cores this process may use)")
+    parser.add_argument("--workers", type=int, default=default_loader_workers(),
+                        help="loader workers for the loader figure (default: data.num_workers=auto here)")
+    parser.add_argument("--workers-sweep", type=int, nargs="*", default=[], metavar="N",
+                        help="also time training fed by the real loader with each of these worker counts")
     parser.add_argument("--data-batches", type=int, default=20)
     parser.add_argument("--data", type=Path, default=os.environ.get("SKINSEG_DATA"),
-                        help="folder of datasets for the loader figure (default $SKINSEG_DATA, else demo)")
+                        help="folder of datasets for the loader figures (default $SKINSEG_DATA, else demo)")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("SKINSEG_CACHE", ".cache")))
     parser.add_argument("--quick", action="store_true", help="1 repeat, 3 steps: a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.steps, args.warmup, args.data_batches = 1, 3, 1, 5
+    torch.set_num_threads(args.threads)
     data_root = args.data if args.data and any(Path(args.data).glob("*/images")) else None
+    default_precision = resolve_precision("auto", "cpu").precision
+    console = Console(width=200)
+    console.print(hardware_header(), highlight=False, soft_wrap=True)
 
     table = Table(title=(
-        f"Training speed, {cpu_name()}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}, lightning {L.__version__}; median of {args.repeats} x {args.steps} steps"
+        f"Training speed, {cpu_info().name}, {args.threads} threads, torch {torch.__version__}, "
+        f"lightning {L.__version__}; median of {args.repeats} x {args.steps} steps"
     ))
-    for column in ("model", "size", "batch", "precision", "plain img/s", "skinseg img/s",
-                   "skinseg / plain", "bf16 / fp32", "loader img/s", "loader / train"):
+    for column in ("model", "size", "batch", "precision", "plain img/s", "skinseg img/s", "skinseg / plain",
+                   "bf16 / fp32", "auto picks", "auto / faster", "loader img/s", "loader / train"):
         table.add_column(column, justify="right")
+    sweep = Table(title=f"Training fed by the loader ({default_precision}), images/s by worker processes")
+    for column in ("model", "size", "batch", *(f"{w} workers" for w in args.workers_sweep), "default"):
+        sweep.add_column(column, justify="right")
 
     for name in args.models:
         batch_size, size = args.batch_size or BATCH_SIZES[name], args.size or TRAIN_SIZES[name]
@@ -197,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         loader_rate, source = data_pipeline_rate(
             size, batch_size, args.workers, args.data_batches, data_root, args.cache
         )
-        fp32_rate = None
+        rows = {}
         for precision in PRECISIONS:
             plain_rates, our_rates = [], []
             for _ in range(args.repeats):  # interleaved, so that drifts in machine speed hit both
@@ -207,20 +242,34 @@ def main(argv: list[str] | None = None) -> None:
                 our_rates.append(
                     images_per_second(lightning_times(name, batches, precision), batch_size, args.warmup)
                 )
-            plain, ours = statistics.median(plain_rates), statistics.median(our_rates)
-            fp32_rate = fp32_rate or ours
-            row = (
-                name, str(size), str(batch_size), precision, f"{plain:.2f}", f"{ours:.2f}",
-                f"{ours / plain:.3f}", f"{ours / fp32_rate:.2f}", f"{loader_rate:.1f}", f"{loader_rate / ours:.1f}",
+            rows[precision] = (statistics.median(plain_rates), statistics.median(our_rates))
+            print(f"row: {name} {precision} plain {rows[precision][0]:.2f} skinseg {rows[precision][1]:.2f} img/s",
+                  flush=True)  # partial results while the rest runs
+        fp32_rate = rows["32-true"][1]
+        fastest = max(ours for _, ours in rows.values())
+        for precision, (plain, ours) in rows.items():
+            picked = precision == default_precision
+            table.add_row(
+                name, str(size), str(batch_size), precision, f"{plain:.2f}", f"{ours:.2f}", f"{ours / plain:.3f}",
+                f"{ours / fp32_rate:.2f}", "yes" if picked else "", f"{ours / fastest:.2f}" if picked else "",
+                f"{loader_rate:.1f}", f"{loader_rate / ours:.1f}",
             )
-            print("row:", " | ".join(row), flush=True)  # partial results while the rest runs
-            table.add_row(*row)
-    console = Console(width=200)
+        if args.workers_sweep:
+            fed: dict[int, list[float]] = {workers: [] for workers in args.workers_sweep}
+            for _ in range(args.repeats):  # interleaved, as above
+                for workers in args.workers_sweep:
+                    fed[workers].append(fed_training_rate(name, size, batch_size, default_precision, workers,
+                                                          args.steps, args.warmup, data_root, args.cache))
+            sweep.add_row(name, str(size), str(batch_size),
+                          *(f"{statistics.median(rates):.2f}" for rates in fed.values()),
+                          str(default_loader_workers()))
     console.print(table)
     console.print(
         f"loader: {args.workers} workers on {source} data, measured alone (in training it shares the "
         "CPU with the model); loader / train > 1 means loading keeps up."
     )
+    if args.workers_sweep:
+        console.print(sweep)
 
 
 if __name__ == "__main__":

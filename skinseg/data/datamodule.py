@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 from skinseg.data.folder import FolderIndex, Sample, dataset_folders, describe, load_pair
 from skinseg.data.io import DataError
 from skinseg.data.transforms import build_transform, check_probability
+from skinseg.hardware import AUTO, default_loader_workers, default_threads
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,8 @@ class SkinDataModule(L.LightningDataModule):
         image_size: side of the square network input.
         resize_mode: "squash" (stretch, as the original) or "letterbox" (pad).
         batch_size: training batch size; `val_batch_size` defaults to it.
-        num_workers: loader processes (0 loads in the main process).
+        num_workers: loader processes (0 loads in the main process); "auto":
+            `skinseg.hardware.default_loader_workers()` for the cores this process may use.
         val_fraction: validation share for folders without splits.json.
         resize_masks: accept masks of another size than their image (resized to it).
         hflip: horizontal flip probability in training.
@@ -155,7 +157,7 @@ class SkinDataModule(L.LightningDataModule):
         resize_mode: str = "squash",
         batch_size: int = 8,
         val_batch_size: int | None = None,
-        num_workers: int = 2,
+        num_workers: int | str = AUTO,
         val_fraction: float = 0.1,
         resize_masks: bool = False,
         hflip: float = 0.5,
@@ -174,8 +176,13 @@ class SkinDataModule(L.LightningDataModule):
         self.save_hyperparameters(logger=False)
         if batch_size < 1:
             raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
-        if num_workers < 0:
-            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
+        if num_workers == AUTO:
+            self.num_workers = default_loader_workers()
+            self.num_workers_reason = f"auto, for {default_threads()} cores"
+        elif isinstance(num_workers, int) and not isinstance(num_workers, bool) and num_workers >= 0:
+            self.num_workers, self.num_workers_reason = num_workers, "set explicitly"
+        else:
+            raise ValueError(f"data.num_workers must be 'auto' or an integer >= 0, got {num_workers!r}")
         check_probability("composite", composite)
         self.train_transform = build_transform(
             image_size,
@@ -240,7 +247,7 @@ class SkinDataModule(L.LightningDataModule):
         self.val_set = SkinDataset(val, self.val_transform, self.dataset_names)
 
     def _loader(self, dataset: SkinDataset, batch_size: int, train: bool) -> DataLoader:
-        workers = self.hparams.num_workers
+        workers = self.num_workers
         return DataLoader(
             dataset,
             batch_size=batch_size,

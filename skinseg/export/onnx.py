@@ -30,6 +30,8 @@ import onnx
 import torch
 from torch import nn
 
+from skinseg.hardware import default_threads
+
 OPSET = 17
 INPUT_NAME, OUTPUT_NAME = "input", "output"
 
@@ -170,8 +172,7 @@ def onnx_probabilities(path: str | os.PathLike, images: np.ndarray, threads: int
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
+    options.intra_op_num_threads = threads or default_threads()
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return session.run(None, {INPUT_NAME: images.astype(np.float32)})[0]
 

@@ -65,7 +65,7 @@ def run_compare(args: argparse.Namespace, console: Console) -> None:
     if args.out.suffix.lower() not in (".jpg", ".jpeg", ".png"):
         raise ValueError(f"--out {args.out}: use a .jpg or .png file name")
     images = [path for item in args.images for path in list_images(item)]
-    models = {Path(model).stem if Path(model).suffix else model: make_predictor(model) for model in args.models}
+    models = {Path(model).stem if Path(model).suffix else model: make_predictor(model).predict for model in args.models}
     with console.status(f"predicting {len(images)} images with {len(models)} models"):
         scores = compare_figure(images, models, args.out, args.masks, args.side, args.dpi)
     for stem, by_model in scores.items():

@@ -6,14 +6,20 @@ torch and no Lightning.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import statistics
+import time
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from skinseg.hardware import AUTO, cpu_info, default_threads
 from skinseg.inference.processing import Predictor
 
 DEFAULT_SIZE = 320
@@ -71,6 +77,107 @@ def default_model_path(precision: str = "fp32") -> Path:
     return path
 
 
+PRECISIONS = ("fp32", "int8")
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    """Which of the shipped model's files runs, and why.
+
+    Attributes:
+        precision: "fp32" or "int8".
+        reason: e.g. "int8 1.86x faster than fp32 here; agrees with fp32 on 99.7 % of pixels".
+    """
+
+    precision: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"shipped {DEFAULT_MODEL_NAME} {self.precision} ({self.reason})"
+
+
+def runtime_cache_file() -> Path:
+    """Where measured runtime choices are kept: $SKINSEG_CACHE, else the user's cache folder."""
+    root = os.environ.get("SKINSEG_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "skinseg"
+    return Path(root) / "runtime_choice.json"
+
+
+def time_models(paths: Sequence[Path], size: int, threads: int, rounds: int = 3) -> list[float]:
+    """Median seconds per run of each ONNX model on one random (1,3,size,size) image.
+
+    One warm-up run each, then `rounds` interleaved rounds, so that a change in machine
+    load hits every model alike.
+    """
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    sessions = [ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]) for path in paths]
+    image = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+    feeds = [{session.get_inputs()[0].name: image} for session in sessions]
+    for session, feed in zip(sessions, feeds):
+        session.run(None, feed)
+    times: list[list[float]] = [[] for _ in sessions]
+    for _ in range(rounds):
+        for session, feed, spent in zip(sessions, feeds, times):
+            start = time.perf_counter()
+            session.run(None, feed)
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
+
+
+def int8_agreement(card: dict) -> tuple[bool, str]:
+    """Whether the card's int8-vs-fp32 figures are within the tolerance it was shipped under, and why."""
+    shipped = card.get("shipped") or {}
+    tolerance = shipped.get("int8_float_tolerance")
+    scores = card.get("validation_at_full_resolution", {}).get("scores", {}).get(f"int8 {shipped.get('int8_engine')}")
+    if not tolerance or not scores:
+        return False, "the model card has no int8-vs-fp32 figures"
+    agreement = f"agrees with fp32 on {scores['same_decision']:.1%} of pixels, mean |Δp| {scores['mean_abs_diff']:.4f}"
+    within = (scores["mean_abs_diff"] <= tolerance["mean_abs"]
+              and scores["same_decision"] >= tolerance["same_decision"])
+    return within, agreement if within else f"int8 only {agreement}, outside export's tolerance"
+
+
+def shipped_card() -> dict:
+    """The shipped model's card (`u2netp_skin.json`, written by `python export.py ship`)."""
+    return json.loads((DEFAULT_MODEL_DIR / f"{DEFAULT_MODEL_NAME}.json").read_text())
+
+
+def choose_shipped_precision(threads: int | None = None) -> RuntimeChoice:
+    """The faster of the shipped model's fp32 and int8 files on this machine, where int8 agrees.
+
+    int8 is chosen where its card's agreement with fp32 (mean |Δp| and the share of pixels
+    on the same side of 0.5, on the validation images) is within the tolerance the model
+    was shipped under, and where it runs faster than fp32 here at the model's input size.
+    The speed is measured once per machine, threads and model files (about a second;
+    kept in `runtime_cache_file()`), since it depends on the CPU's int8 instructions.
+    """
+    card = shipped_card()
+    within, agreement = int8_agreement(card)
+    if not within:
+        return RuntimeChoice("fp32", agreement)
+    threads = threads or default_threads()
+    paths = [default_model_path(precision) for precision in PRECISIONS]
+    cpu = cpu_info()
+    key = "|".join([cpu.name, hashlib.sha1(" ".join(sorted(cpu.flags)).encode()).hexdigest()[:12],
+                    ort.__version__, str(threads), *(card["files"][path.name]["sha256"][:16] for path in paths)])
+    cache = runtime_cache_file()
+    try:
+        measured = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        measured = {}
+    if key not in measured:
+        measured[key] = time_models(paths, int(card["input"]["size"]), threads)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache.with_name(f".{cache.name}.tmp-{os.getpid()}")
+        temporary.write_text(json.dumps(measured, indent=1))
+        os.replace(temporary, cache)
+    fp32_seconds, int8_seconds = measured[key]
+    speed = f"{fp32_seconds / int8_seconds:.2f}x fp32's speed here ({int8_seconds:.3f} s vs {fp32_seconds:.3f} s)"
+    if int8_seconds < fp32_seconds:
+        return RuntimeChoice("int8", f"int8 at {speed}; {agreement}")
+    return RuntimeChoice("fp32", f"int8 only {speed}")
+
+
 class Session(Predictor):
     """Predicts skin masks with an exported skinseg (or original U²Net/DLMV) ONNX model.
 
@@ -94,9 +201,14 @@ class Session(Predictor):
 
     Args:
         model_path: the .onnx file; None: the shipped U²NetP (`default_model_path()`).
+        precision: for the shipped model only: "fp32", "int8" or "auto" (the faster one
+            on this machine where int8 agrees with fp32: `choose_shipped_precision`).
+            `.description` says which file runs and why.
         providers: ONNX Runtime execution providers (names or (name, options)); default
             CPU. `.providers` reports those the session really uses.
-        threads: intra-op threads (default: ONNX Runtime's choice, all cores).
+        threads: intra-op threads (default: the physical cores this process may use,
+            `skinseg.hardware.default_threads`; ONNX Runtime alone would take every core
+            of the host, whatever the container's quota).
         size: network input side. Default: the model's static input size, else the ONNX
             metadata "skinseg.input_size" (written by export.py), else 320 with a warning.
         resize: "squash" or "letterbox". Default: the ONNX metadata "skinseg.resize"
@@ -119,13 +231,26 @@ class Session(Predictor):
         resize: str | None = None,
         normalize: str = "minmax",
         postprocess: bool = False,
+        precision: str = AUTO,
     ) -> None:
-        path = default_model_path() if model_path is None else Path(model_path)
+        threads = int(threads or default_threads())
+        if precision not in (AUTO, *PRECISIONS):
+            raise ValueError(f"precision must be one of {(AUTO, *PRECISIONS)}, got {precision!r}")
+        if model_path is None:
+            choice = (choose_shipped_precision(threads) if precision == AUTO
+                      else RuntimeChoice(precision, "set explicitly"))
+            path = default_model_path(choice.precision)
+            self.description = str(choice)
+        elif precision != AUTO:
+            raise ValueError(f"precision={precision!r} picks one of the shipped model's files; "
+                             "for your own model, pass the .onnx file of that precision")
+        else:
+            path = Path(model_path)
+            self.description = str(path)
         if not path.is_file():
             raise FileNotFoundError(f"ONNX model {path} not found")
         options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = int(threads)
+        options.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), options, providers=select_providers(providers))
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name

@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 from torchvision.ops import deform_conv2d
 
+from skinseg.hardware import AUTO, autocast_dtype
 from skinseg.models.swin import SwinTransformer
 
 PARTS = ("backbone", "decoder")
@@ -443,8 +444,10 @@ class BiRefNetLite(nn.Module):
         device_map: None, or the device of each part, e.g. {"backbone": "cuda:0",
             "decoder": "cuda:1"}; call `place()` to move the parts there.
         stage_dtypes: None, or the autocast precision of parts, e.g. {"backbone": "bf16",
-            "decoder": "fp32"} (torch dtypes or "fp32", "fp16", "bf16"); a part left out
-            runs under whatever autocast surrounds the call, "fp32" turns autocast off.
+            "decoder": "fp32"} (torch dtypes or "fp32", "fp16", "bf16", or "auto": bf16
+            where the part's device computes it natively, fp16 on older GPUs, else fp32;
+            `skinseg.hardware.autocast_dtype`); a part left out runs under whatever
+            autocast surrounds the call, "fp32" turns autocast off.
         activation_checkpointing: in training with grad, recompute each Swin stage, the
             squeeze block and each decoder block in the backward pass (BatchNorm running
             statistics then see each recomputed batch twice).
@@ -528,7 +531,8 @@ class BiRefNetLite(nn.Module):
         self._device_map = None if device_map is None else {k: torch.device(v) for k, v in device_map.items()}
 
     @property
-    def stage_dtypes(self) -> dict[str, torch.dtype] | None:
+    def stage_dtypes(self) -> dict[str, torch.dtype | str] | None:
+        """Each part's autocast dtype, or "auto" (decided per device by `part_dtype`)."""
         return self._stage_dtypes
 
     @stage_dtypes.setter
@@ -541,11 +545,13 @@ class BiRefNetLite(nn.Module):
             raise ValueError(f"stage_dtypes keys must be among {PARTS}, got {sorted(unknown)}")
         dtypes = {}
         for part, dtype in stage_dtypes.items():
-            if isinstance(dtype, str):
+            if isinstance(dtype, str) and dtype.lower() != AUTO:
                 if dtype.lower() not in DTYPES:
-                    raise ValueError(f"unknown precision {dtype!r} for {part}; use one of {sorted(DTYPES)}")
+                    raise ValueError(
+                        f"unknown precision {dtype!r} for {part}; use one of {sorted([*DTYPES, AUTO])}"
+                    )
                 dtype = DTYPES[dtype.lower()]
-            dtypes[part] = dtype
+            dtypes[part] = dtype.lower() if isinstance(dtype, str) else dtype
         self._stage_dtypes = dtypes
 
     @property
@@ -570,9 +576,14 @@ class BiRefNetLite(nn.Module):
             self.decoder.conv_out1.to(backbone)
         return self
 
+    def part_dtype(self, part: str, device: torch.device) -> torch.dtype | None:
+        """A part's autocast dtype on a device ("auto" resolved for that device); None: not set."""
+        dtype = (self.stage_dtypes or {}).get(part)
+        return DTYPES[autocast_dtype(device.type)] if dtype == AUTO else dtype
+
     def _precision(self, part: str, device: torch.device) -> AbstractContextManager:
         """Autocast context of a part on a device (no change where the part has no dtype)."""
-        dtype = (self.stage_dtypes or {}).get(part)
+        dtype = self.part_dtype(part, device)
         if dtype is None:
             return nullcontext()
         if dtype == torch.float32:
@@ -581,7 +592,7 @@ class BiRefNetLite(nn.Module):
 
     def _enter(self, part: str, tensors: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
         """Moves activations to a part's device, then to float32 unless the part runs in low precision."""
-        low_precision = (self.stage_dtypes or {}).get(part) not in (None, torch.float32)
+        low_precision = self.part_dtype(part, device) not in (None, torch.float32)
         return [t.to(device) if low_precision else t.to(device).float() for t in tensors]
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
