@@ -37,7 +37,8 @@ from skinseg.data.folder import Sample, file_stamp
 # evaluate.yaml's output folder: results/<data> for the val split, results/<data>-<split> for the others
 OmegaConf.register_new_resolver("split_suffix", lambda split: "" if split == "val" else f"-{split}", replace=True)
 
-TABLE_COLUMNS = (("miou", "mIoU", 5), ("miou50", "mIoU@0.5", 5), ("mae", "MAE", 3), ("hce", "HCE", 1), ("f1", "F1", 5))
+TABLE_COLUMNS = (("miou", "mIoU", 5), ("miou50", "mIoU@0.5", 5), ("mae", "MAE", 3), ("hce", "HCE", 1), ("f1", "F1", 5),
+                 ("fpr", "FPR", 4))
 POOLED = "all"
 
 
@@ -259,12 +260,14 @@ def summarise_results(results: dict[str, list[dict]]) -> dict[str, dict[str, dic
 
 
 def markdown_table(figures: dict[str, dict]) -> str:
-    """Rows = entries (best mIoU first), columns = mIoU, mIoU@0.5, MAE, HCE, F1."""
+    """Rows = entries (best mIoU first; on scenes without skin, lowest FPR first), columns =
+    mIoU, mIoU@0.5, MAE, HCE, F1, FPR; "–" where a figure is undefined (IoU without skin)."""
     header = "| method | " + " | ".join(title for _, title, _ in TABLE_COLUMNS) + " | images |"
     rule = "|---|" + "---:|" * (len(TABLE_COLUMNS) + 1)
     rows = [header, rule]
-    for label, values in sorted(figures.items(), key=lambda item: -item[1]["miou"]):
-        cells = [f"{values[key]:.{digits}f}" for key, _, digits in TABLE_COLUMNS]
+    ranked = sorted(figures.items(), key=lambda item: (-(item[1]["miou"] or 0.0), item[1]["fpr"]))
+    for label, values in ranked:
+        cells = ["–" if values[key] is None else f"{values[key]:.{digits}f}" for key, _, digits in TABLE_COLUMNS]
         rows.append(f"| {label} | " + " | ".join(cells) + f" | {values['images']} |")
     return "\n".join(rows)
 
@@ -284,7 +287,8 @@ def write_results(
         f"{meta['date']}, skinseg {skinseg.__version__}, {meta['machine']}; "
         f"{meta['wall_time_s']:.1f} s. Full-resolution masks on the 0-255 scale: mIoU as the original "
         "(bitwise AND/OR of soft masks), mIoU@0.5, MAE (0-255, pooled over pixels), HCE (relax 5, "
-        "RDP epsilon 2), F1 at 128 (mean over images).",
+        "RDP epsilon 2), F1 at 128 (mean over images with skin), FPR: share of non-skin pixels called "
+        "skin (mean over all images; on scenes without people, the share of the image called skin).",
         "",
     ]
     ordered = [name for name in sorted(tables) if name != POOLED] + ([POOLED] if POOLED in tables else [])
@@ -295,8 +299,8 @@ def write_results(
         lines += ["Skipped:", ""] + [f"- {name}: {reason}" for name, reason in skipped.items()] + [""]
     paths = [output_dir / "results.md", output_dir / "results.csv", output_dir / "results.json"]
     paths[0].write_text("\n".join(lines))
-    columns = ["miou", "miou50", "mae", "mae_per_image", "hce", "f1", "precision", "recall",
-               "pooled_precision", "pooled_recall", "pooled_f1", "images", "seconds_per_image"]
+    columns = ["miou", "miou50", "mae", "mae_per_image", "hce", "f1", "fpr", "precision", "recall",
+               "pooled_precision", "pooled_recall", "pooled_f1", "images", "images_with_skin", "seconds_per_image"]
     with open(paths[1], "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["dataset", "method", *columns])

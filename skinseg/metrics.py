@@ -10,6 +10,9 @@ Predictions may be soft; ground truth is usually 0/255 but may be soft. Per imag
 - absolute_error: sum |pred - gt| (0-255 scale); MAE divides it by the pixel count, per
   image or pooled over a dataset.
 - confusion: TP, FP, FN, TN of pred >= 128 against gt >= 128.
+- false_positive_rate ("FPR"): FP / (FP + TN), the share of the truth's non-skin pixels
+  called skin [0.0 when the truth is skin everywhere]; on a scene with no skin, the
+  fraction of its pixels predicted as skin.
 - precision_recall_f1: P = TP/(TP+FP) [TP+FP = 0: 1.0 if FN = 0 else 0.0],
   R = TP/(TP+FN) [TP+FN = 0: 1.0 if FP = 0 else 0.0], F1 = 2PR/(P+R) [0.0 when P+R = 0];
   so an image where both are empty scores P = R = F1 = 1.
@@ -22,7 +25,10 @@ Predictions may be soft; ground truth is usually 0/255 but may be soft. Per imag
   error; a region with no such stretch costs 1 [0 when both are empty or agree].
 
 Dataset figures (`summarise`) are means of the per-image values, plus MAE and
-precision/recall/F1 pooled over all pixels.
+precision/recall/F1 pooled over all pixels. Images whose truth has no skin (scenes
+without people) count in FPR, MAE and the pooled figures, not in the means of the
+IoU family (mIoU, mIoU@0.5, precision, recall, F1, HCE): there an IoU is 1 for an empty
+prediction and about 0 for a single false pixel, which says less than the FPR.
 """
 
 from __future__ import annotations
@@ -107,6 +113,11 @@ def confusion(pred: np.ndarray, gt: np.ndarray) -> tuple[int, int, int, int]:
     fp = np.count_nonzero(positive) - tp
     fn = np.count_nonzero(truth) - tp
     return tp, fp, fn, positive.size - tp - fp - fn
+
+
+def false_positive_rate(fp: int, tn: int) -> float:
+    """FP / (FP + TN): the share of non-skin pixels called skin; 0.0 when there are none."""
+    return fp / (fp + tn) if fp + tn else 0.0
 
 
 def precision_recall_f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
@@ -234,7 +245,7 @@ def _polygon_points(stretches: list[np.ndarray], epsilon: float) -> int:
     return sum(len(cv2.approxPolyDP(run.reshape(-1, 1, 2), epsilon, False)) for run in stretches)
 
 
-METRICS_VERSION = 1  # bump when a definition changes: cached evaluation scores are recomputed
+METRICS_VERSION = 2  # bump when a definition changes: cached evaluation scores are recomputed
 
 
 def hce(
@@ -305,8 +316,9 @@ def score_image(
         ValueError: if the shapes differ or either mask is not a uint8 (H,W) array.
 
     Returns:
-        soft_iou, iou50, abs_error, pixels, tp, fp, fn, tn, precision, recall, f1, hce and
-        the HCE components hce_fp_points, hce_fp_independent, hce_fn_points, hce_fn_independent.
+        soft_iou, iou50, abs_error, pixels, tp, fp, fn, tn, fpr, precision, recall, f1, hce
+        and the HCE components hce_fp_points, hce_fp_independent, hce_fn_points,
+        hce_fn_independent.
     """
     _check_pair(pred, gt)
     tp, fp, fn, tn = confusion(pred, gt)
@@ -321,6 +333,7 @@ def score_image(
         "fp": fp,
         "fn": fn,
         "tn": tn,
+        "fpr": false_positive_rate(fp, tn),
         "precision": precision,
         "recall": recall,
         "f1": f1,
@@ -333,31 +346,44 @@ def score_image(
     return {key: value.item() if isinstance(value, np.generic) else value for key, value in scores.items()}
 
 
-def summarise(scores: Sequence[dict[str, float | int]]) -> dict[str, float | int]:
+def has_skin(score: dict[str, float | int]) -> bool:
+    """Whether the truth of a `score_image` dict has skin (any pixel >= 128)."""
+    return score["tp"] + score["fn"] > 0
+
+
+def summarise(scores: Sequence[dict[str, float | int]]) -> dict[str, float | int | None]:
     """Dataset figures from `score_image` dicts.
 
     Returns:
-        miou, miou50, precision, recall, f1, hce and mae_per_image: means of the per-image
-        values (MAE on the 0-255 scale); mae: sum of abs_error / sum of pixels;
-        pooled_precision/recall/f1: from the summed tp, fp, fn; images: the count.
+        miou, miou50, precision, recall, f1, hce: means over the images whose truth has
+        skin (None when none has); fpr and mae_per_image: means over all images (MAE on
+        the 0-255 scale); mae: sum of abs_error / sum of pixels; pooled_precision/recall/f1:
+        from the summed tp, fp, fn; images: the count; images_with_skin: those with skin.
 
     Raises:
         ValueError: if scores is empty.
     """
     if not scores:
         raise ValueError("summarise needs at least one image's scores")
+    with_skin = [s for s in scores if has_skin(s)]
+
+    def mean_with_skin(key: str) -> float | None:
+        return fmean([s[key] for s in with_skin]) if with_skin else None
+
     pooled = precision_recall_f1(*(sum(s[key] for s in scores) for key in ("tp", "fp", "fn")))
     return {
-        "miou": fmean([s["soft_iou"] for s in scores]),
-        "miou50": fmean([s["iou50"] for s in scores]),
+        "miou": mean_with_skin("soft_iou"),
+        "miou50": mean_with_skin("iou50"),
         "mae": sum(s["abs_error"] for s in scores) / sum(s["pixels"] for s in scores),
         "mae_per_image": fmean([s["abs_error"] / s["pixels"] for s in scores]),
-        "precision": fmean([s["precision"] for s in scores]),
-        "recall": fmean([s["recall"] for s in scores]),
-        "f1": fmean([s["f1"] for s in scores]),
+        "fpr": fmean([s["fpr"] for s in scores]),
+        "precision": mean_with_skin("precision"),
+        "recall": mean_with_skin("recall"),
+        "f1": mean_with_skin("f1"),
         "pooled_precision": pooled[0],
         "pooled_recall": pooled[1],
         "pooled_f1": pooled[2],
-        "hce": fmean([s["hce"] for s in scores]),
+        "hce": mean_with_skin("hce"),
         "images": len(scores),
+        "images_with_skin": len(with_skin),
     }

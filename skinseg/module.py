@@ -20,12 +20,16 @@ from skinseg.models import create_model
 
 
 class SegmentationScores(Metric):
-    """Per-image IoU at 0.5 and pixel MAE, overall and per source dataset.
+    """Per-image IoU at 0.5, false-positive rate and pixel MAE, overall and per source dataset.
 
     IoU is the original's mIoU@0.5: prediction sigmoid >= 0.5, ground truth rounded,
-    (intersection + 1e-6) / (union + 1e-6) per image, then the mean over images.
-    MAE is pooled over all pixels on the 0-255 scale. Both are computed at the
-    network's input resolution (evaluate.py scores full-resolution masks).
+    (intersection + 1e-6) / (union + 1e-6) per image, then the mean over the images whose
+    truth has skin (on a scene without people an IoU is 1 or about 0 and says little).
+    FPR is the share of the truth's non-skin pixels predicted as skin, per image, averaged
+    over all images: on scenes without people (the `negatives` set), the fraction of the
+    image called skin. MAE is pooled over all pixels on the 0-255 scale. All are computed
+    at the network's input resolution (evaluate.py scores full-resolution masks), with the
+    same conventions as `skinseg.metrics`.
 
     Args:
         num_datasets: number of dataset ids that `update` may receive.
@@ -35,31 +39,40 @@ class SegmentationScores(Metric):
 
     def __init__(self, num_datasets: int = 1) -> None:
         super().__init__()
-        for name in ("iou_sum", "images", "abs_error_sum", "pixels"):
+        for name in ("iou_sum", "images_with_skin", "fpr_sum", "images", "abs_error_sum", "pixels"):
             self.add_state(name, torch.zeros(num_datasets, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, logits: torch.Tensor, target: torch.Tensor, dataset: torch.Tensor) -> None:
         """Args: logits (B,1,H,W); target (B,1,H,W) in [0,1]; dataset (B,) int ids."""
         logits, target = logits.detach().float(), target.float()
-        prediction, truth = logits >= 0, target >= 0.5
-        intersection = (prediction & truth).flatten(1).sum(1).double()
-        union = (prediction | truth).flatten(1).sum(1).double()
+        prediction, truth = (logits >= 0).flatten(1), (target >= 0.5).flatten(1)
+        intersection = (prediction & truth).sum(1).double()
+        union = (prediction | truth).sum(1).double()
+        skin = truth.any(1).double()
         iou = (intersection + 1e-6) / (union + 1e-6)
+        false_positives = (prediction & ~truth).sum(1).double()
+        fpr = false_positives / (~truth).sum(1).double().clamp(min=1)
         abs_error = (torch.sigmoid(logits) - target).abs().flatten(1).sum(1).double() * 255
-        self.iou_sum.index_add_(0, dataset, iou)
+        self.iou_sum.index_add_(0, dataset, iou * skin)
+        self.images_with_skin.index_add_(0, dataset, skin)
+        self.fpr_sum.index_add_(0, dataset, fpr)
         self.images.index_add_(0, dataset, torch.ones_like(iou))
         self.abs_error_sum.index_add_(0, dataset, abs_error)
         self.pixels.index_add_(0, dataset, torch.full_like(iou, float(target[0].numel())))
 
     def compute(self) -> dict[str, torch.Tensor]:
-        """{"iou", "mae"} over everything, and per dataset id "iou/<id>", "mae/<id>"."""
+        """{"iou", "fpr", "mae"} over everything, and per dataset id "iou/<id>" (where some
+        truth has skin), "fpr/<id>", "mae/<id>"."""
         scores = {
-            "iou": self.iou_sum.sum() / self.images.sum().clamp(min=1),
+            "iou": self.iou_sum.sum() / self.images_with_skin.sum().clamp(min=1),
+            "fpr": self.fpr_sum.sum() / self.images.sum().clamp(min=1),
             "mae": self.abs_error_sum.sum() / self.pixels.sum().clamp(min=1),
         }
         for index in range(len(self.images)):
+            if self.images_with_skin[index] > 0:
+                scores[f"iou/{index}"] = self.iou_sum[index] / self.images_with_skin[index]
             if self.images[index] > 0:
-                scores[f"iou/{index}"] = self.iou_sum[index] / self.images[index]
+                scores[f"fpr/{index}"] = self.fpr_sum[index] / self.images[index]
                 scores[f"mae/{index}"] = self.abs_error_sum[index] / self.pixels[index]
         return scores
 

@@ -58,15 +58,15 @@ def cfg_factory(tmp_path, cache_dir):
     return lambda overrides=(): compose_train(list(overrides), tmp_path, cache_dir)
 
 
-def write_pair(root: Path, stem: str, size=(40, 56), seed: int = 0, image_ext=".png") -> None:
-    """Writes a random RGB image and a blob mask of size (H, W) under root."""
+def write_pair(root: Path, stem: str, size=(40, 56), seed: int = 0, image_ext=".png", empty: bool = False) -> None:
+    """Writes a random RGB image and a blob mask of size (H, W) under root (`empty`: no skin at all)."""
     rng = np.random.default_rng(seed)
     (root / "images").mkdir(parents=True, exist_ok=True)
     (root / "masks").mkdir(parents=True, exist_ok=True)
     height, width = size
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     yy, xx = np.mgrid[:height, :width]
-    mask = (((yy - height / 2) / (height / 3)) ** 2 + ((xx - width / 2) / (width / 3)) ** 2 <= 1)
+    mask = (((yy - height / 2) / (height / 3)) ** 2 + ((xx - width / 2) / (width / 3)) ** 2 <= 1) & (not empty)
     Image.fromarray(image).save(root / "images" / f"{stem}{image_ext}")
     Image.fromarray(mask.astype(np.uint8) * 255).save(root / "masks" / f"{stem}.png")
 
@@ -79,6 +79,17 @@ def folder_dataset(tmp_path) -> Path:
     for index, stem in enumerate(stems):
         write_pair(root, stem, size=(40 + index, 56), seed=index)
     (root / "splits.json").write_text(json.dumps({"train": stems[:8], "val": stems[8:]}))
+    return root
+
+
+@pytest.fixture
+def scenes_dataset(tmp_path) -> Path:
+    """A 6-pair folder dataset beside `folder_dataset` whose masks are all empty (4 train, 2 val)."""
+    root = tmp_path / "scenes"
+    stems = [f"scene{i}" for i in range(6)]
+    for index, stem in enumerate(stems):
+        write_pair(root, stem, size=(44, 50), seed=200 + index, empty=True)
+    (root / "splits.json").write_text(json.dumps({"train": stems[:4], "val": stems[4:]}))
     return root
 
 

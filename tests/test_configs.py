@@ -86,6 +86,14 @@ def test_experiment_configs(cfg_factory, experiment):
     instantiate(cfg.data, _convert_="all")
 
 
+def test_public_data_holds_the_scenes_sets(cfg_factory):
+    datasets = list(cfg_factory(["data=public"]).data.datasets)
+    assert datasets == ["sfa", "abd", "hgr_subset", "fasseg_frontal02", "ccp", "negatives"]
+    for experiment in options("experiment"):
+        cfg = cfg_factory([f"experiment={experiment}"])
+        assert "negatives" in cfg.data.datasets and cfg.data.weights is None
+
+
 def test_data_size_follows_the_model(cfg_factory):
     assert cfg_factory(["model=dlmv", "data=public"]).data.image_size == 256
     assert cfg_factory(["model=u2netp", "data=public"]).data.image_size == 320

@@ -251,3 +251,64 @@ def test_datamodule_composite_pastes_training_examples(folder_dataset, tmp_path)
     assert pasted.val_set[0]["image"].equal(plain.val_set[0]["image"])  # never in validation
     with pytest.raises(ValueError, match="composite"):
         SkinDataModule(tmp_path, composite=1.5)
+
+
+def test_scenes_without_skin_are_valid_data(folder_dataset, scenes_dataset, tmp_path):
+    """All-empty masks scan, load and train: a scene without people is a valid example."""
+    from skinseg.losses import BceDiceLoss
+
+    index = FolderIndex(scenes_dataset)
+    assert len(index.split("all")) == 6
+    module = SkinDataModule(tmp_path, datasets=["toy", "scenes"], image_size=32, batch_size=4, num_workers=0,
+                            augment="none")
+    module.setup("fit")
+    scenes = [module.train_set[i] for i in range(len(module.train_set)) if module.train_set[i]["dataset"] == 1]
+    assert len(scenes) == 4 and all(int(item["mask"].max()) == 0 for item in scenes)
+    target = torch.zeros(2, 1, 32, 32)
+    loss = BceDiceLoss(1 / 3, 2 / 3)
+    confident_skin = torch.full((2, 1, 32, 32), 3.0, requires_grad=True)
+    confident_none = torch.full((2, 1, 32, 32), -3.0)
+    high = loss(confident_skin, target)
+    assert torch.isfinite(high) and high > loss(confident_none, target)
+    high.backward()
+    assert (confident_skin.grad > 0).all()  # every pixel is pushed towards "not skin"
+
+
+def test_sampling_weights_per_dataset(folder_dataset, scenes_dataset, tmp_path, caplog):
+    kwargs = dict(datasets=["toy", "scenes"], image_size=32, batch_size=4, num_workers=0, augment="none")
+    torch.manual_seed(0)
+
+    def drawn(weights):
+        module = SkinDataModule(tmp_path, weights=weights, **kwargs)
+        module.setup("fit")
+        ids = torch.cat([batch["dataset"] for batch in module.train_dataloader()]).tolist()
+        return module, ids
+
+    with caplog.at_level("INFO", logger="skinseg.data.datamodule"):
+        module, ids = drawn({"toy": 0.0})
+    assert set(ids) == {1} and len(ids) == 12  # an epoch still draws 8 + 4 images
+    assert "scenes 100.0%" in caplog.text
+    _, ids = drawn({"scenes": 0})
+    assert set(ids) == {0}
+    _, ids = drawn({"scenes": 20.0})  # 4 scenes x 20 against 8 toys x 1: about 91 % scenes
+    assert ids.count(1) >= 8
+    plain = SkinDataModule(tmp_path, **kwargs)
+    plain.setup("fit")
+    assert plain.sample_weights is None and sorted(
+        torch.cat([b["dataset"] for b in plain.train_dataloader()]).tolist()) == [0] * 8 + [1] * 4
+    with pytest.raises(ValueError, match="not among the datasets"):
+        drawn({"negatives": 2.0})
+    with pytest.raises(ValueError, match="numbers >= 0"):
+        SkinDataModule(tmp_path, weights={"toy": -1.0}, **kwargs)
+    with pytest.raises(ValueError, match="leave no training image"):
+        drawn({"toy": 0, "scenes": 0})
+
+
+@pytest.mark.public_data
+def test_public_scenes_datasets_scan(cache_dir):
+    """`negatives` (every mask empty) and `ccp` are valid folder datasets."""
+    negatives = FolderIndex(public_dataset("negatives"), cache_dir=cache_dir)
+    assert (len(negatives.split("train")), len(negatives.split("val"))) == (135, 15)
+    assert all(read_mask(sample.mask).max() == 0 for sample in negatives.split("val"))
+    ccp = public_dataset("ccp")
+    assert len(json.loads((ccp / "splits.json").read_text())["val"]) == 100

@@ -90,3 +90,18 @@ def test_split_all_writes_beside_the_val_results(tmp_path, cache_dir):
         val = compose("evaluate", overrides=["data_name=public", "paths.root_dir=/r"])
         every = compose("evaluate", overrides=["data_name=public", "paths.root_dir=/r", "split=all"])
     assert val.output_dir == "/r/results/public" and every.output_dir == "/r/results/public-all"
+
+
+def test_scenes_without_skin_are_scored_by_their_fpr(eval_cfg, tmp_path, folder_dataset, scenes_dataset):
+    """A dataset of empty masks gets an FPR and "–" for the IoU family; pooled IoU leaves it out."""
+    cfg = eval_cfg(["methods=[ycbcr]", "+method_args.ycbcr.postprocess=false"])  # noise: some pixels pass
+    with open_dict(cfg):  # two folder datasets instead of the demo
+        cfg.data.demo, cfg.data.root, cfg.data.datasets = None, str(folder_dataset.parent), ["toy", "scenes"]
+    out = run(cfg)
+    scenes, toy, pooled = (out["tables"][name]["ycbcr"] for name in ("scenes", "toy", "all"))
+    assert scenes["miou50"] is None and scenes["hce"] is None and scenes["images_with_skin"] == 0
+    assert 0.0 < scenes["fpr"] < 1.0  # random colours: some fall in the ycbcr box
+    assert pooled["miou50"] == toy["miou50"] and pooled["images"] == 4 and pooled["images_with_skin"] == 2
+    table = (tmp_path / "results" / "results.md").read_text()
+    row = next(line for line in table.split("## scenes")[1].splitlines() if line.startswith("| ycbcr |"))
+    assert row.split(" | ").count("–") == 4 and f"| {scenes['fpr']:.4f} |" in row

@@ -418,9 +418,9 @@ def test_score_image_both_empty():
 
 def test_summarise_means_and_pooled_figures():
     first = {"soft_iou": 0.5, "iou50": 1.0, "abs_error": 100, "pixels": 4, "tp": 2, "fp": 0, "fn": 0,
-             "precision": 1.0, "recall": 1.0, "f1": 1.0, "hce": 0}  # fmt: skip
+             "fpr": 0.0, "precision": 1.0, "recall": 1.0, "f1": 1.0, "hce": 0}  # fmt: skip
     second = {"soft_iou": 0.25, "iou50": 0.5, "abs_error": 600, "pixels": 12, "tp": 1, "fp": 1, "fn": 2,
-              "precision": 0.5, "recall": 1 / 3, "f1": 0.4, "hce": 7}  # fmt: skip
+              "fpr": 0.125, "precision": 0.5, "recall": 1 / 3, "f1": 0.4, "hce": 7}  # fmt: skip
     summary = summarise([first, second])
     assert summary["images"] == 2
     assert summary["miou"] == 0.375
@@ -435,6 +435,32 @@ def test_summarise_means_and_pooled_figures():
     assert summary["pooled_recall"] == 0.6
     assert summary["pooled_f1"] == pytest.approx(2 / 3)
     assert summary["hce"] == 3.5
+    assert summary["fpr"] == 0.0625 and summary["images_with_skin"] == 2
+
+
+def test_false_positive_rate_is_the_share_of_non_skin_called_skin():
+    gt = square((10, 10), (0, 4), (0, 9))  # top half skin: 50 non-skin pixels
+    pred = square((10, 10), (0, 5), (0, 9))  # one extra row: 10 false positives
+    assert score_image(pred, gt)["fpr"] == 10 / 50
+    empty = np.zeros((10, 10), np.uint8)
+    assert score_image(pred, empty)["fpr"] == 0.6  # a scene with no skin: the share called skin
+    assert score_image(empty, empty)["fpr"] == 0.0
+    assert score_image(pred, np.full((10, 10), 255, np.uint8))["fpr"] == 0.0  # no non-skin pixel
+
+
+def test_images_without_skin_count_in_fpr_and_mae_not_in_the_iou_means():
+    gt = square((20, 20), (2, 12), (2, 12))
+    empty = np.zeros_like(gt)
+    blob = square((20, 20), (0, 3), (0, 9))  # 40 false pixels on a scene with no skin
+    summary = summarise([score_image(gt, gt), score_image(blob, empty), score_image(empty, empty)])
+    assert summary["images"] == 3 and summary["images_with_skin"] == 1
+    assert summary["miou"] == summary["miou50"] == summary["f1"] == 1.0 and summary["hce"] == 0
+    assert summary["fpr"] == pytest.approx((0 + 0.1 + 0) / 3)
+    assert summary["mae"] == 40 * 255 / 1200
+    assert summary["pooled_precision"] == 121 / 161  # the scene's false pixels count here
+    negatives = summarise([score_image(blob, empty), score_image(empty, empty)])
+    assert negatives["miou"] is None and negatives["miou50"] is None and negatives["hce"] is None
+    assert negatives["fpr"] == 0.05 and negatives["images_with_skin"] == 0
 
 
 def test_summarise_of_score_image_outputs():

@@ -24,12 +24,47 @@ def test_iou_is_the_mean_over_images_at_half():
     prediction = truth.clone()
     prediction[0, :, 2] = 1  # 8 true + 4 false positives: IoU 8/12
     prediction[1] = 0  # misses everything: IoU 0
-    # image 2: both empty, IoU 1 as the original's (0 + 1e-6) / (0 + 1e-6)
+    # image 2: no skin in the truth nor the prediction: in FPR and MAE, not in the IoU mean
     scores = SegmentationScores(1)
     scores.update(logits_from(prediction), truth, torch.zeros(3, dtype=torch.long))
     result = scores.compute()
-    assert result["iou"].item() == pytest.approx((8 / 12 + 0 + 1) / 3)
+    assert result["iou"].item() == pytest.approx((8 / 12 + 0) / 2)
+    assert result["fpr"].item() == pytest.approx((4 / 8 + 0 + 0) / 3)
     assert result["mae"].item() == pytest.approx(255 * (4 + 4) / 48, rel=1e-6)
+
+
+def test_scenes_without_skin_report_the_fraction_called_skin():
+    """A `negatives` dataset (every mask empty) gets an FPR and no IoU; pooled IoU ignores it."""
+    truth = torch.zeros(3, 1, 4, 4)
+    truth[0, :, :2] = 1  # dataset 0: a close-up with skin, predicted exactly
+    prediction = truth.clone()
+    prediction[1, :, :1] = 1  # dataset 1, no skin: a quarter called skin
+    scores = SegmentationScores(2)
+    scores.update(logits_from(prediction), truth, torch.tensor([0, 1, 1]))
+    result = scores.compute()
+    assert "iou/1" not in result and result["fpr/1"].item() == pytest.approx((4 / 16 + 0) / 2)
+    assert result["iou/0"].item() == pytest.approx(1.0) and result["fpr/0"].item() == 0.0
+    assert result["iou"].item() == pytest.approx(1.0)  # the scenes do not count in IoU
+    assert result["fpr"].item() == pytest.approx(0.25 / 3)
+
+
+def test_training_scores_match_the_numpy_metrics():
+    """The module's IoU, FPR and MAE are `skinseg.metrics`' figures of the same masks."""
+    import numpy as np
+
+    from skinseg.metrics import score_image, summarise
+
+    generator = torch.Generator().manual_seed(0)
+    truth = (torch.rand(6, 1, 12, 10, generator=generator) > 0.6).float()
+    truth[4:] = 0  # two scenes without skin
+    prediction = (torch.rand(6, 1, 12, 10, generator=generator) > 0.5).float()
+    scores = SegmentationScores(1)
+    scores.update(logits_from(prediction), truth, torch.zeros(6, dtype=torch.long))
+    result = scores.compute()
+    as_uint8 = lambda mask: (mask[0].numpy() * 255).astype(np.uint8)  # noqa: E731
+    reference = summarise([score_image(as_uint8(p), as_uint8(t)) for p, t in zip(prediction, truth)])
+    assert result["iou"].item() == pytest.approx(reference["miou50"])
+    assert result["fpr"].item() == pytest.approx(reference["fpr"])
 
 
 def test_soft_truth_is_rounded_and_mae_uses_it_unrounded():

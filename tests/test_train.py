@@ -183,3 +183,15 @@ def test_ddp_sim_two_cpu_processes(tmp_path, cache_dir):
     assert process.returncode == 0, output[-3000:]
     assert "Starting with 2 processes" in output
     assert "skinseg training summary" in output
+
+
+def test_scenes_without_skin_train_and_report_their_fpr(cfg_factory, folder_dataset, scenes_dataset):
+    """A dataset of empty masks trains (weighted) and validates as the share called skin, not an IoU."""
+    summary = train(cfg_factory([
+        "data=folder", f"data.root={folder_dataset.parent}", "data.datasets=[toy,scenes]", "data.image_size=32",
+        "data.batch_size=4", "data.num_workers=0", "data.augment=none", "data.weights={scenes: 2.0}",
+        "trainer.max_epochs=1", "callbacks.rich_progress_bar=null", *TINY_U2NET,
+    ]))
+    assert 0.0 <= summary["val/scenes/fpr"] <= 1.0 and "val/scenes/iou" not in summary
+    assert 0.0 <= summary["val/toy/iou"] <= 1.0 and 0.0 <= summary["val/fpr"] <= 1.0
+    assert summary["val/iou"] == summary["val/toy/iou"]  # the pooled IoU leaves the scenes out

@@ -11,7 +11,7 @@ import cv2
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler, get_worker_info
 
 from skinseg.data.folder import FolderIndex, Sample, dataset_folders, describe, load_pair
 from skinseg.data.io import DataError
@@ -139,6 +139,11 @@ class SkinDataModule(L.LightningDataModule):
         crop_scale: (min, max) share of the image area a random crop covers.
         composite: probability, in training, of pasting the example's skin onto another
             training example's photo (see `paste_skin`); 0 turns it off.
+        weights: per-dataset sampling weights, e.g. {"negatives": 3.0}: each training image
+            of a dataset is drawn `weight` times as often as one of weight 1 (datasets not
+            named: 1; 0 leaves a dataset out of training but in validation). An epoch still
+            draws as many images as the training split holds, with replacement. None: every
+            image once per epoch, shuffled.
         augment: "seed26" (one of the original's 26 colour/occlusion variants or none,
             per example and epoch) or "none".
         sepia: "rgb" (correct) or "bgr" (the original's bluish) sepia in seed26.
@@ -166,6 +171,7 @@ class SkinDataModule(L.LightningDataModule):
         crop: float = 0.0,
         crop_scale: Sequence[float] = (0.25, 1.0),
         composite: float = 0.0,
+        weights: dict[str, float] | None = None,
         augment: str = "seed26",
         sepia: str = "rgb",
         lattice_reference: int | None = None,
@@ -184,6 +190,10 @@ class SkinDataModule(L.LightningDataModule):
         else:
             raise ValueError(f"data.num_workers must be 'auto' or an integer >= 0, got {num_workers!r}")
         check_probability("composite", composite)
+        if weights is not None:
+            bad = {name: w for name, w in weights.items() if not isinstance(w, (int, float)) or w < 0}
+            if bad:
+                raise ValueError(f"data.weights must map dataset names to numbers >= 0; got {weights}")
         self.train_transform = build_transform(
             image_size,
             resize_mode,
@@ -202,6 +212,7 @@ class SkinDataModule(L.LightningDataModule):
         self.indexes: list[FolderIndex] = []
         self.train_set: SkinDataset | None = None
         self.val_set: SkinDataset | None = None
+        self.sample_weights: list[float] | None = None
 
     def folders(self) -> list[tuple[str, Path]]:
         """(name, folder) of every dataset this module reads (generates the demo on first use)."""
@@ -245,13 +256,40 @@ class SkinDataModule(L.LightningDataModule):
         self.train_transform.set_random_seed(torch.initial_seed() % 2**32)
         self.train_set = SkinDataset(train, self.train_transform, self.dataset_names, self.hparams.composite)
         self.val_set = SkinDataset(val, self.val_transform, self.dataset_names)
+        self.sample_weights = self._sample_weights(train)
+
+    def _sample_weights(self, train: Sequence[Sample]) -> list[float] | None:
+        """Each training sample's draw weight from `weights` (None: plain shuffling); logs the shares.
+
+        Raises:
+            ValueError: `weights` names a dataset this module does not read, or leaves no
+                training image with a weight above 0.
+        """
+        weights = self.hparams.weights
+        if weights is None:
+            return None
+        unknown = sorted(set(weights) - set(self.dataset_names))
+        if unknown:
+            raise ValueError(f"data.weights names {unknown}, which are not among the datasets {self.dataset_names}")
+        per_sample = [float(weights.get(sample.dataset, 1.0)) for sample in train]
+        total = sum(per_sample)
+        if total == 0:
+            raise ValueError(f"data.weights {weights} leave no training image with a weight above 0")
+        shares = {name: sum(w for w, s in zip(per_sample, train) if s.dataset == name) / total
+                  for name in self.dataset_names}
+        log.info("sampling shares per epoch: %s", ", ".join(f"{name} {share:.1%}" for name, share in shares.items()))
+        return per_sample
 
     def _loader(self, dataset: SkinDataset, batch_size: int, train: bool) -> DataLoader:
         workers = self.num_workers
+        sampler = None
+        if train and self.sample_weights is not None:
+            sampler = WeightedRandomSampler(self.sample_weights, num_samples=len(dataset), replacement=True)
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=train,
+            shuffle=train and sampler is None,
+            sampler=sampler,
             drop_last=train and len(dataset) > batch_size,
             num_workers=workers,
             pin_memory=self.hparams.pin_memory,

@@ -35,6 +35,9 @@ CITATIONS = {
     "abd": "Topiwala et al., BIBE 2019",
     "hgr_subset": "Kawulok et al., HGR database",
     "fasseg_frontal02": "Khan et al., FASSEG, ICIP 2015",
+    "ccp": "Yang et al., Clothing Co-Parsing by Joint Image Segmentation and Labeling, CVPR 2014 (Apache-2.0)",
+    "negatives": "Huang et al., Urban100, CVPR 2015; Hays & Efros, Scene Completion Using Millions of "
+                 "Photographs (Sun-Hays 80), 2007",
 }
 LICENCE = (
     "The weights were learnt from research datasets whose images carry no licence for reuse. "
