@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
+from skinseg.augment.context import VIEW_PREFIX
 from skinseg.losses import BceDiceLoss
 from skinseg.models import create_model
 
@@ -33,14 +34,20 @@ class SegmentationScores(Metric):
 
     Args:
         num_datasets: number of dataset ids that `update` may receive.
+        pooled: which dataset ids count in the overall figures (default: all); validation
+            views (`data.val_views`) are reported on their own, not pooled.
     """
 
     full_state_update = False
 
-    def __init__(self, num_datasets: int = 1) -> None:
+    def __init__(self, num_datasets: int = 1, pooled: Sequence[bool] | None = None) -> None:
         super().__init__()
         for name in ("iou_sum", "images_with_skin", "fpr_sum", "images", "abs_error_sum", "pixels"):
             self.add_state(name, torch.zeros(num_datasets, dtype=torch.float64), dist_reduce_fx="sum")
+        pooled = torch.ones(num_datasets, dtype=torch.bool) if pooled is None else torch.tensor(list(pooled))
+        if pooled.shape != (num_datasets,):
+            raise ValueError(f"pooled needs one flag per dataset ({num_datasets}), got {len(pooled)}")
+        self.register_buffer("pooled", pooled, persistent=False)
 
     def update(self, logits: torch.Tensor, target: torch.Tensor, dataset: torch.Tensor) -> None:
         """Args: logits (B,1,H,W); target (B,1,H,W) in [0,1]; dataset (B,) int ids."""
@@ -63,10 +70,11 @@ class SegmentationScores(Metric):
     def compute(self) -> dict[str, torch.Tensor]:
         """{"iou", "fpr", "mae"} over everything, and per dataset id "iou/<id>" (where some
         truth has skin), "fpr/<id>", "mae/<id>"."""
+        pooled = self.pooled
         scores = {
-            "iou": self.iou_sum.sum() / self.images_with_skin.sum().clamp(min=1),
-            "fpr": self.fpr_sum.sum() / self.images.sum().clamp(min=1),
-            "mae": self.abs_error_sum.sum() / self.pixels.sum().clamp(min=1),
+            "iou": self.iou_sum[pooled].sum() / self.images_with_skin[pooled].sum().clamp(min=1),
+            "fpr": self.fpr_sum[pooled].sum() / self.images[pooled].sum().clamp(min=1),
+            "mae": self.abs_error_sum[pooled].sum() / self.pixels[pooled].sum().clamp(min=1),
         }
         for index in range(len(self.images)):
             if self.images_with_skin[index] > 0:
@@ -224,8 +232,9 @@ class SkinSegModule(L.LightningModule):
         names = list(getattr(datamodule, "dataset_names", None) or self.dataset_names)
         if names != self.dataset_names:
             self.dataset_names = names
-            self.train_scores = SegmentationScores(len(names))
-            self.val_scores = SegmentationScores(len(names))
+            pooled = [not name.startswith(VIEW_PREFIX) for name in names]
+            self.train_scores = SegmentationScores(len(names), pooled)
+            self.val_scores = SegmentationScores(len(names), pooled)
         if self.hparams.compile:
             self.net.compile()
 

@@ -15,7 +15,6 @@ image failed, 2 for bad arguments.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from skinseg.data.io import IMAGE_EXTENSIONS, DataError, read_image
+from skinseg.data.io import IMAGE_EXTENSIONS, DataError, read_image, save_png
 from skinseg.inference.processing import cutout, post_process
 
 
@@ -161,13 +160,6 @@ def make_predictor(
     else:
         reason = f"{model!r}: no .onnx/.ckpt file"
     raise UsageError(f"--model {reason}, and not a classical method; methods: {', '.join(sorted(METHODS))}")
-
-
-def save_png(image: Image.Image, path: Path) -> None:
-    """Writes a PNG atomically (temporary file, then rename): a killed run leaves no torn file."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    image.save(temporary, format="PNG")
-    os.replace(temporary, path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

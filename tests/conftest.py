@@ -93,6 +93,27 @@ def scenes_dataset(tmp_path) -> Path:
     return root
 
 
+@pytest.fixture
+def people_dataset(tmp_path) -> Path:
+    """A 6-pair folder dataset with persons/STEM.png silhouettes (a skin head on a clothed body), 4 train, 2 val."""
+    root = tmp_path / "people"
+    stems = [f"person{i}" for i in range(6)]
+    for folder in ("images", "masks", "persons"):
+        (root / folder).mkdir(parents=True)
+    for index, stem in enumerate(stems):
+        image = np.full((60, 40, 3), (30, 60, 200), np.uint8)  # blue clothes
+        silhouette = np.zeros((60, 40), np.uint8)
+        silhouette[5:55, 10:30] = 255
+        skin = np.zeros((60, 40), np.uint8)
+        skin[5:20, 14:26] = 255  # the head
+        image[skin > 0] = (200, 150, 120 - 10 * index)
+        Image.fromarray(image).save(root / "images" / f"{stem}.png")
+        Image.fromarray(skin).save(root / "masks" / f"{stem}.png")
+        Image.fromarray(silhouette).save(root / "persons" / f"{stem}.png")
+    (root / "splits.json").write_text(json.dumps({"train": stems[:4], "val": stems[4:]}))
+    return root
+
+
 def public_dataset(name: str) -> Path:
     """A public dataset's folder, or skips the test when the data is absent."""
     path = PUBLIC_DATA / name

@@ -112,3 +112,56 @@ def test_generalisation_study_trains_without_the_holdout_and_scores_it(tmp_path,
     with pytest.raises(FileExistsError, match="other overrides"):
         generalisation.main([*argv[:argv.index("--recipe")], "--recipe", "plain", "data.augment=seed26",
                              *argv[argv.index("--methods"):]])
+
+
+def test_scenes_study_trains_with_and_without_ccp_and_scores_scenes_and_views(tmp_path, capsys, cache_dir):
+    """Two recipes, each trained with ccp and with ccp held out, scored on scenes, close-ups and views."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from skinseg.bench import generalisation
+
+    from .conftest import write_pair
+
+    data = tmp_path / "data"
+    for name in (*generalisation.PUBLIC, "negatives"):
+        stems = [f"{name}{i}" for i in range(4)]
+        for i, stem in enumerate(stems):
+            write_pair(data / name, stem, size=(40, 48), seed=10 * len(name) + i, empty=name == "negatives")
+        (data / name / "splits.json").write_text(json.dumps({"train": stems[:2], "val": stems[2:]}))
+    ccp = data / "ccp"
+    for folder in ("images", "masks", "persons"):
+        (ccp / folder).mkdir(parents=True)
+    for i in range(4):
+        silhouette = np.zeros((60, 40), np.uint8)
+        silhouette[5:55, 10:30] = 255
+        skin = np.zeros_like(silhouette)
+        skin[5:20, 14:26] = 255
+        image = np.full((60, 40, 3), (40, 60, 180), np.uint8)
+        image[skin > 0] = (200, 150, 120)
+        for folder, array in (("images", image), ("masks", skin), ("persons", silhouette)):
+            Image.fromarray(array).save(ccp / folder / f"c{i}.png")
+    (ccp / "splits.json").write_text(json.dumps({"train": ["c0", "c1"], "val": ["c2", "c3"]}))
+
+    argv = ["--scenes", "--data", str(data), "--model", "dlmv", "--size", "64", "--epochs", "1",
+            "--set", "data.batch_size=2", "data.num_workers=0", "callbacks.rich_progress_bar=null",
+            "+model.net.width_mult=0.25", "trainer.precision=32-true", "data.val_view_images=2",
+            "--recipe", "plain", "data.augment=none",
+            "--recipe", "context", "data.augment=none", "data.zoom_out=1.0", "data.person_paste=1.0",
+            "--methods", "ycbcr", "--view-images", "2", "--runs-dir", str(tmp_path / "runs"),
+            "--out", str(tmp_path / "out"), "--workers", "1"]
+    generalisation.main(argv)
+    table = (tmp_path / "out" / "scenes.md").read_text()
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ")][1:]
+    assert [(row[0], row[1]) for row in rows] == [
+        ("| plain", "yes"), ("| plain", "held out"), ("| context", "yes"), ("| context", "held out"), ("| ycbcr", "")]
+    assert len(rows[0]) == 2 + 3 + 4 + 5 + 2  # recipe, ccp; scenes; close-ups; views + wall FPR; minutes, precision
+    for row in rows:
+        assert all(0.0 <= float(cell) <= 1.0 for cell in row[2:14])
+    held_out = json.loads((tmp_path / "runs" / "scenes" / "context_ccp_held_out" / "finished.json").read_text())
+    assert "data.people=null" in held_out["overrides"] and "data.person_paste=0" in held_out["overrides"]
+    assert any(item.startswith("data.datasets=[") and "ccp" not in item for item in held_out["overrides"])
+    views = sorted(path.name for path in (cache_dir / "views").iterdir())
+    assert views == ["dark_tone-2", "skin_wall-2", "small_people-2", "zoom_out-2"]

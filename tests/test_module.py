@@ -127,3 +127,14 @@ def test_optimizer_is_required_to_train():
         module.configure_optimizers()
     with pytest.raises(ValueError, match="scheduler_interval"):
         SkinSegModule(net={"name": "dlmv"}, optimizer=partial(torch.optim.AdamW), scheduler_interval="batch")
+
+
+def test_views_are_reported_alone_and_not_pooled():
+    truth = torch.ones(2, 1, 2, 2)
+    prediction = torch.tensor([1, 0]).view(2, 1, 1, 1).expand(2, 1, 2, 2)
+    scores = SegmentationScores(2, pooled=[True, False])
+    scores.update(logits_from(prediction), truth, torch.tensor([0, 1]))
+    result = scores.compute()
+    assert result["iou/1"].item() == pytest.approx(0.0, abs=1e-6) and result["iou"].item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="one flag per dataset"):
+        SegmentationScores(2, pooled=[True])

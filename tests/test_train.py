@@ -102,7 +102,8 @@ def test_a_few_steps_on_one_public_dataset(cfg_factory, tmp_path):
     assert Path(summary["best_checkpoint"]).is_file() and Path(summary["last_checkpoint"]).is_file()
     checkpoint = torch.load(summary["best_checkpoint"], map_location="cpu", weights_only=True)
     assert checkpoint["hyper_parameters"]["input_size"] == 64
-    assert checkpoint["skinseg"]["dataset_names"] == ["abd"]
+    views = ["view_dark_tone", "view_zoom_out", "view_small_people", "view_skin_wall"]  # data=public's views
+    assert checkpoint["skinseg"]["dataset_names"] == ["abd", *views]
 
 
 def test_invalid_config_values_fail_before_training(cfg_factory):

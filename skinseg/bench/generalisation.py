@@ -1,5 +1,6 @@
-"""Leave-one-dataset-out study: `python -m skinseg.bench.generalisation --holdout hgr_subset`.
+"""Generalisation studies: leave one dataset out (`--holdout NAME`) or scenes (`--scenes`).
 
+`python -m skinseg.bench.generalisation --holdout hgr_subset`:
 In-domain validation overstates how a model does on other people's photos. This study
 trains one model per recipe on every dataset but `--holdout` and scores it on all the
 held-out dataset's pairs (train and val: none was seen), next to its in-domain val
@@ -17,6 +18,16 @@ Each run trains `train.py` in `--runs-dir/<holdout>/<recipe>`; a finished run (i
 unfinished or different one is never overwritten (the error says what to do). The best
 checkpoint by in-domain val is scored, as a user would ship it. Results: printed, and
 `results/generalisation/holdout-<name>.{md,csv}`.
+
+`python -m skinseg.bench.generalisation --scenes --recipe flips data.augment=none --recipe context
+data.augment=none data.zoom_out=0.3 data.person_paste=0.3`: trains each recipe twice on the
+public data (scenes included): once with every dataset, once with `ccp` held out of training
+entirely (no ccp photos, no pasted ccp people: only the `negatives` and the augmentation
+teach scenes), and scores both at full resolution, side by side, on the ccp val split
+(mIoU@0.5, F1), the negatives val split (FPR: the share of each scene called skin), each
+close-up val split and the validation views (`skinseg.augment.context.VIEWS`, written once
+as folder datasets), beside classical methods. The held-out rows are the honest signal
+for photos from other sources. Results: `results/generalisation/scenes.{md,csv}`.
 """
 
 from __future__ import annotations
@@ -31,12 +42,24 @@ from pathlib import Path
 
 from rich.console import Console
 
+from PIL import Image
+
 from skinseg.bench import save_table
 from skinseg.checkpoints import load_network
 from skinseg.evaluation import POOLED, checkpoint_entries, classical_entries, evaluate, summarise_results
+from skinseg.augment.context import VIEW_PREFIX, VIEWS
 from skinseg.hardware import cpu_info
 
 PUBLIC = ("sfa", "abd", "hgr_subset", "fasseg_frontal02")
+SCENES, NEGATIVES = "ccp", "negatives"
+DEFAULT_SCENE_RECIPES = {
+    "flips only": ["data.augment=none"],
+    "context 0.3": ["data.augment=none", "data.zoom_out=0.3", "data.person_paste=0.3", "data.scene_crop=0.3",
+                    "data.skin_tone=0.3"],
+}
+# what holding ccp out of training takes: its photos, its people pasted, and the views made of them
+CCP_HELD_OUT = [f"data.datasets=[{','.join([*PUBLIC, NEGATIVES])}]", "data.people=null", "data.person_paste=0",
+                "data.val_views=[dark_tone,zoom_out]"]
 DEFAULT_RECIPES = {
     "plain (flips only)": ["data.augment=none"],
     "seed26": [],
@@ -104,9 +127,106 @@ def markdown(rows: list[dict], header: str) -> str:
     return "\n".join(lines)
 
 
+def materialise_views(data_dir: Path, cache_dir: Path, images: int) -> list[tuple[str, Path]]:
+    """Writes each validation view of the public data as a folder dataset; returns (name, folder).
+
+    The views are rendered at full resolution from the public val splits (close-ups,
+    negatives backgrounds, ccp people) by the datamodule's own view set, into
+    `cache_dir/views/<view>-<images>/` (images/, masks/, splits.json listing all as val). A
+    folder is reused when its splits.json exists (it is written last).
+    """
+    from skinseg.data.datamodule import SkinDataModule
+    from skinseg.data.io import save_png
+
+    datamodule = SkinDataModule(data_dir, datasets=[*PUBLIC, SCENES, NEGATIVES], backgrounds=NEGATIVES, people=SCENES,
+                                scene_datasets=[SCENES, NEGATIVES], val_views=list(VIEWS), val_view_images=images,
+                                augment="none", cache_dir=cache_dir, num_workers=0)
+    datamodule.setup("validate")
+    view_set = datamodule.val_set.datasets[1]
+    folders = {view: cache_dir / "views" / f"{view}-{images}" for view in VIEWS}
+    stems: dict[str, list[str]] = {view: [] for view in VIEWS}
+    for index, (view, position, _) in enumerate(view_set.items):
+        folder, stem = folders[view], f"{view}_{position:04d}"
+        stems[view].append(stem)
+        if (folder / "splits.json").exists():
+            continue
+        image, mask = view_set.render(index)
+        for kind, array in (("images", image), ("masks", mask)):
+            (folder / kind).mkdir(parents=True, exist_ok=True)
+            save_png(Image.fromarray(array), folder / kind / f"{stem}.png")
+    for view, folder in folders.items():
+        if not (folder / "splits.json").exists():
+            (folder / "splits.json").write_text(json.dumps({"train": [], "val": stems[view]}))
+    return [(VIEW_PREFIX + view, folder) for view, folder in folders.items()]
+
+
+def scenes_markdown(rows: list[dict], header: str, closeups: list[str]) -> str:
+    """One row per recipe and ccp setting, or classical method: scenes, close-ups, views."""
+    columns = ["recipe", "ccp in training", "ccp mIoU@0.5", "ccp F1", "negatives FPR", *closeups,
+               *(f"{view} mIoU@0.5" for view in VIEWS), "skin_wall FPR", "train min", "precision"]
+    lines = [header, "", "| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 4) + "---|---|"]
+    for row in rows:
+        cells = [row["recipe"], row["ccp"], *(format_figure(row[key]) for key in row["figures"]),
+                 "" if row["minutes"] is None else f"{row['minutes']:.0f}", row["precision"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def scenes_study(args: argparse.Namespace, recipes: dict[str, list[str]]) -> None:
+    """`--scenes`: every recipe trained with ccp and with ccp held out, scored on scenes, close-ups and views."""
+    from skinseg.data.folder import FolderIndex
+
+    data_dir = args.data.expanduser().resolve()
+    cache_dir = Path(os.environ.get("SKINSEG_CACHE", PROJECT_ROOT / ".cache"))
+    env = {**os.environ, "SKINSEG_DATA": str(data_dir), "SKINSEG_CACHE": str(cache_dir)}
+    base = ["data=public", f"model={args.model}", f"data.image_size={args.size}", f"trainer.max_epochs={args.epochs}",
+            *args.set]
+    console = Console(width=160)
+    trained = []
+    for name, overrides in recipes.items():
+        for ccp, extra in (("yes", []), ("held out", CCP_HELD_OUT)):
+            run_dir = args.runs_dir / "scenes" / f"{recipe_folder(name)}{'' if ccp == 'yes' else '_ccp_held_out'}"
+            console.print(f"{name} (ccp {ccp}): train.py {' '.join([*base, *overrides, *extra])}", markup=False)
+            minutes = train_recipe(run_dir, [*base, *overrides, *extra], env)
+            best = best_checkpoint(run_dir)
+            precision = load_network(best).run_config.get("trainer", {}).get("precision", "")
+            trained.append((name, ccp, minutes, precision, checkpoint_entries([str(best)])[0]))
+
+    folders = [(dataset, data_dir / dataset) for dataset in (*PUBLIC, SCENES, NEGATIVES)]
+    folders += materialise_views(data_dir, cache_dir, args.view_images)
+    samples = [sample for dataset, folder in folders
+               for sample in FolderIndex(folder, name=dataset, cache_dir=cache_dir).split("val")]
+    methods, _ = classical_entries(args.methods)
+    scores = evaluate([entry for *_, entry in trained] + methods, samples, cache_dir, workers=args.workers)
+    tables = summarise_results(scores)
+    keys = [(SCENES, "miou50"), (SCENES, "f1"), (NEGATIVES, "fpr"), *((name, "miou50") for name in PUBLIC),
+            *((VIEW_PREFIX + view, "miou50") for view in VIEWS), (VIEW_PREFIX + "skin_wall", "fpr")]
+    rows = []
+    for name, ccp, minutes, precision, entry in [*trained, *((m.label, "", None, "", m) for m in methods)]:
+        figures = {f"{dataset}/{key}": tables[dataset][entry.label][key] for dataset, key in keys}
+        rows.append({"recipe": name, "ccp": ccp, "minutes": minutes, "precision": precision, "figures": figures,
+                     **figures})
+    header = (f"Scenes study: {args.model} at {args.size} px, {args.epochs} epochs, base overrides: {' '.join(base)}; "
+              f"best checkpoint by val/iou; full-resolution val splits and views ({args.view_images} images each). "
+              f"Trained on {cpu_info().describe()}.")
+    text = scenes_markdown(rows, header, list(PUBLIC))
+    console.print(text, markup=False)
+    figure_keys = list(rows[0]["figures"])
+    save_table(args.out, "scenes", text, ["recipe", "ccp_in_training", *figure_keys, "train_minutes", "precision"],
+               [[row["recipe"], row["ccp"], *(row[key] for key in figure_keys), row["minutes"], row["precision"]]
+                for row in rows])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--holdout", required=True, help="dataset left out of training and scored on all its pairs")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--holdout", help="dataset left out of training and scored on all its pairs")
+    mode.add_argument("--scenes", action="store_true",
+                      help="train each recipe with ccp and with ccp held out; score scenes, close-ups, views")
     parser.add_argument("--datasets", nargs="+", default=list(PUBLIC), help="datasets under --data (default: public)")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("SKINSEG_DATA", "../shared/datasets")),
                         help="folder holding the datasets (default: $SKINSEG_DATA or ../shared/datasets)")
@@ -118,11 +238,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--recipe", nargs="+", action="append", metavar=("NAME", "OVERRIDE"),
                         help="a recipe: its name, then its overrides (repeatable; default: "
                              + "; ".join(DEFAULT_RECIPES) + ")")
-    parser.add_argument("--methods", nargs="*", default=["ycbcr", "hsv"], help="classical rows for comparison")
+    parser.add_argument("--methods", nargs="*",
+                        help="classical rows for comparison (default: ycbcr hsv; --scenes: ycbcr hsv_ycbcr gmm, the "
+                             "best on ccp and negatives)")
     parser.add_argument("--runs-dir", type=Path, default=PROJECT_ROOT / "logs" / "generalisation")
     parser.add_argument("--out", type=Path, default=Path("results") / "generalisation")
     parser.add_argument("--workers", type=int, default=2, help="scoring processes")
+    parser.add_argument("--view-images", type=int, default=50, help="images per validation view (--scenes)")
     args = parser.parse_args(argv)
+    if args.scenes:
+        recipes = {name: overrides for name, *overrides in args.recipe} if args.recipe else DEFAULT_SCENE_RECIPES
+        args.methods = ["ycbcr", "hsv_ycbcr", "gmm"] if args.methods is None else args.methods
+        scenes_study(args, recipes)
+        return
+    args.methods = ["ycbcr", "hsv"] if args.methods is None else args.methods
 
     from skinseg.data.folder import FolderIndex
 
@@ -130,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--holdout {args.holdout!r} is not one of --datasets {args.datasets}")
     recipes = {name: overrides for name, *overrides in args.recipe} if args.recipe else DEFAULT_RECIPES
     kept = [name for name in args.datasets if name != args.holdout]
-    base = ["data=public", f"data.datasets=[{','.join(kept)}]", f"model={args.model}",
+    base = ["data=public", f"data.datasets=[{','.join(kept)}]", "data.val_views=[]", f"model={args.model}",
             f"data.image_size={args.size}", f"trainer.max_epochs={args.epochs}", *args.set]
     data_dir = args.data.expanduser().resolve()
     cache_dir = Path(os.environ.get("SKINSEG_CACHE", PROJECT_ROOT / ".cache"))

@@ -11,8 +11,9 @@ import cv2
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler, get_worker_info
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomSampler, get_worker_info
 
+from skinseg.augment.context import VIEW_PREFIX, VIEWS, ContextAugment, PersonFiles, render_view
 from skinseg.data.folder import FolderIndex, Sample, dataset_folders, describe, load_pair
 from skinseg.data.io import DataError
 from skinseg.data.transforms import build_transform, check_probability
@@ -64,6 +65,8 @@ class SkinDataset(Dataset):
         composite: probability that an example's skin is pasted onto another (random)
             example's transformed photo (`paste_skin`); the item keeps the pasted
             example's stem and dataset id.
+        context: the scale and context steps (`skinseg.augment.context.ContextAugment`)
+            around the transform's resize; None: none.
 
     Items:
         {"image": uint8 (3,H,W), "mask": uint8 (1,H,W), "dataset": int64 id, "stem": str}.
@@ -71,28 +74,35 @@ class SkinDataset(Dataset):
     """
 
     def __init__(self, samples: Sequence[Sample], transform, dataset_names: Sequence[str],
-                 composite: float = 0.0) -> None:
+                 composite: float = 0.0, context: ContextAugment | None = None) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.dataset_ids = {name: index for index, name in enumerate(dataset_names)}
         self.composite = composite
+        self.context = context if context is not None and context.active else None
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def _transformed(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        image, mask = load_pair(self.samples[index])
-        if self.transform is None:
-            return image, mask
-        out = self.transform(image=image, mask=mask)
-        return out["image"], out["mask"]
+        sample = self.samples[index]
+        image, mask = load_pair(sample)
+        # np.random is seeded per loader worker (seed_worker), so the draws differ by worker
+        rng = np.random.default_rng(np.random.randint(2**31)) if self.context else None
+        if self.context:
+            image, mask = self.context.before_resize(image, mask, sample.dataset, rng)
+        if self.transform is not None:
+            out = self.transform(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        if self.context:
+            image, mask = self.context.after_resize(image, mask, rng)
+        return image, mask
 
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
         image, mask = self._transformed(index)
         if self.composite > 0 and len(self.samples) > 1 and np.random.random() < self.composite:
             other = (index + np.random.randint(1, len(self.samples))) % len(self.samples)
-            # np.random is seeded per loader worker (seed_worker), so the draws differ by worker
             rng = np.random.default_rng(np.random.randint(2**31))
             image, mask = paste_skin(image, mask, *self._transformed(other), rng)
         return {
@@ -100,6 +110,47 @@ class SkinDataset(Dataset):
             "mask": torch.from_numpy(np.ascontiguousarray(mask))[None],
             "dataset": self.dataset_ids[sample.dataset],
             "stem": sample.stem,
+        }
+
+
+class ViewDataset(Dataset):
+    """Validation views (`skinseg.augment.context.VIEWS`) rendered from validation photos, then resized.
+
+    Args:
+        items: (view, index, source sample or None) per image.
+        transform: the validation transform (resize).
+        dataset_ids: view name ("view_<view>") -> dataset id.
+        backgrounds: validation photo files without skin.
+        people: validation people files.
+
+    Items: as `SkinDataset`'s; the stem is "<view>_<index>".
+    """
+
+    def __init__(self, items: Sequence[tuple[str, int, Sample | None]], transform, dataset_ids: dict[str, int],
+                 backgrounds: Sequence[str], people: Sequence[PersonFiles]) -> None:
+        self.items = list(items)
+        self.transform = transform
+        self.dataset_ids = dataset_ids
+        self.backgrounds, self.people = list(backgrounds), list(people)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The `index`-th view image at full resolution: uint8 (H,W,3) and its (H,W) mask."""
+        view, position, source = self.items[index]
+        pair = load_pair(source) if source is not None else None
+        return render_view(view, position, pair, self.backgrounds, self.people)
+
+    def __getitem__(self, index: int) -> dict:
+        view, position, _ = self.items[index]
+        image, mask = self.render(index)
+        out = self.transform(image=image, mask=mask)
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(out["image"].transpose(2, 0, 1))),
+            "mask": torch.from_numpy(np.ascontiguousarray(out["mask"]))[None],
+            "dataset": self.dataset_ids[VIEW_PREFIX + view],
+            "stem": f"{view}_{position}",
         }
 
 
@@ -139,6 +190,15 @@ class SkinDataModule(L.LightningDataModule):
         crop_scale: (min, max) share of the image area a random crop covers.
         composite: probability, in training, of pasting the example's skin onto another
             training example's photo (see `paste_skin`); 0 turns it off.
+        zoom_out, person_paste, scene_crop, skin_tone: probabilities of the scale and context
+            steps (`skinseg.augment.context.ContextAugment`) per training example.
+        backgrounds: name of the dataset (under `root`) whose photos, without skin, are the
+            zoom-out canvases (its train split) and the views' backgrounds (its val split).
+        people: name of the dataset (under `root`) with `persons/STEM.png` silhouettes whose
+            people are pasted (train split) and shown in the views (val split).
+        scene_datasets: names of the datasets whose photos are scenes (`scene_crop`).
+        val_views: extra validation sets among `VIEWS`, reported as `val/view_<name>/...`.
+        val_view_images: images per validation view.
         weights: per-dataset sampling weights, e.g. {"negatives": 3.0}: each training image
             of a dataset is drawn `weight` times as often as one of weight 1 (datasets not
             named: 1; 0 leaves a dataset out of training but in validation). An epoch still
@@ -171,6 +231,15 @@ class SkinDataModule(L.LightningDataModule):
         crop: float = 0.0,
         crop_scale: Sequence[float] = (0.25, 1.0),
         composite: float = 0.0,
+        zoom_out: float = 0.0,
+        person_paste: float = 0.0,
+        scene_crop: float = 0.0,
+        skin_tone: float = 0.0,
+        backgrounds: str | None = None,
+        people: str | None = None,
+        scene_datasets: Sequence[str] = (),
+        val_views: Sequence[str] = (),
+        val_view_images: int = 100,
         weights: dict[str, float] | None = None,
         augment: str = "seed26",
         sepia: str = "rgb",
@@ -190,6 +259,14 @@ class SkinDataModule(L.LightningDataModule):
         else:
             raise ValueError(f"data.num_workers must be 'auto' or an integer >= 0, got {num_workers!r}")
         check_probability("composite", composite)
+        for name, value in (("zoom_out", zoom_out), ("person_paste", person_paste), ("scene_crop", scene_crop),
+                            ("skin_tone", skin_tone)):
+            check_probability(name, value)
+        unknown_views = sorted(set(val_views) - set(VIEWS))
+        if unknown_views:
+            raise ValueError(f"data.val_views: unknown {unknown_views}; valid views: {', '.join(VIEWS)}")
+        if val_view_images < 1:
+            raise ValueError(f"data.val_view_images must be >= 1, got {val_view_images}")
         if weights is not None:
             bad = {name: w for name, w in weights.items() if not isinstance(w, (int, float)) or w < 0}
             if bad:
@@ -211,7 +288,7 @@ class SkinDataModule(L.LightningDataModule):
         self._folders: list[tuple[str, Path]] | None = None
         self.indexes: list[FolderIndex] = []
         self.train_set: SkinDataset | None = None
-        self.val_set: SkinDataset | None = None
+        self.val_set: Dataset | None = None
         self.sample_weights: list[float] | None = None
 
     def folders(self) -> list[tuple[str, Path]]:
@@ -222,8 +299,61 @@ class SkinDataModule(L.LightningDataModule):
 
     @property
     def dataset_names(self) -> list[str]:
-        """Names of the datasets, in the order of the `dataset` ids in batches."""
-        return [name for name, _ in self.folders()]
+        """Names of the datasets and then the validation views ("view_<view>"), in the order of
+        the `dataset` ids in batches."""
+        return [name for name, _ in self.folders()] + [VIEW_PREFIX + view for view in self.hparams.val_views]
+
+    def _split_of(self, name: str | None, split: str, setting: str) -> list[Sample]:
+        """One split of a dataset named by a setting (one of ours, else the folder `root/name`)."""
+        if name is None:
+            return []
+        index = next((index for index in self.indexes if index.name == name), None)
+        if index is None:
+            index = FolderIndex(Path(self.hparams.root).expanduser() / name, name=name,
+                                cache_dir=self.hparams.cache_dir)
+        samples = index.split(split)
+        if not samples:
+            raise DataError(f"data.{setting}={name}: no {split} images in {index.root}")
+        return samples
+
+    def _people(self, split: str) -> list[PersonFiles]:
+        """The people of `data.people`'s split: (photo, skin mask, silhouette) files."""
+        people = []
+        for sample in self._split_of(self.hparams.people, split, "people"):
+            silhouette = Path(sample.mask).parent.parent / "persons" / f"{sample.stem}.png"
+            if not silhouette.is_file():
+                raise DataError(f"data.people={self.hparams.people}: {silhouette} is missing; a people dataset "
+                                "holds persons/STEM.png (255 = any part of the person) beside images/ and masks/")
+            people.append((sample.image, sample.mask, str(silhouette)))
+        return people
+
+    def _view_set(self, val: Sequence[Sample]) -> ViewDataset | None:
+        """The validation views, from close-up val photos (datasets that are neither scenes nor backgrounds)."""
+        views = list(self.hparams.val_views)
+        if not views:
+            return None
+        needs = {"dark_tone": (), "zoom_out": ("backgrounds",), "small_people": ("backgrounds", "people"),
+                 "skin_wall": ("backgrounds", "people")}
+        examples = {"backgrounds": "negatives", "people": "ccp"}
+        for view in views:
+            for setting in needs[view]:
+                if self.hparams[setting] is None:
+                    raise ValueError(f"data.val_views={view} needs data.{setting} (e.g. {examples[setting]})")
+        others = {*self.hparams.scene_datasets, self.hparams.backgrounds, self.hparams.people}
+        closeups = [sample for sample in val if sample.dataset not in others]
+        count = self.hparams.val_view_images
+        step = max(1, len(closeups) // count)
+        items = []
+        for view in views:
+            sources = closeups[::step][:count] if view in ("dark_tone", "zoom_out") else [None] * count
+            if not sources:
+                raise ValueError(f"data.val_views={view} needs close-up validation images; none among "
+                                 f"{self.dataset_names}")
+            items += [(view, position, source) for position, source in enumerate(sources)]
+        backgrounds = [sample.image for sample in self._split_of(self.hparams.backgrounds, "val", "backgrounds")]
+        people = self._people("val") if self.hparams.people else []
+        ids = {name: index for index, name in enumerate(self.dataset_names)}
+        return ViewDataset(items, self.val_transform, ids, backgrounds, people)
 
     def prepare_data(self) -> None:
         self.folders()
@@ -254,8 +384,18 @@ class SkinDataModule(L.LightningDataModule):
             )
         log.info("datasets (train/val pairs): %s", counts)
         self.train_transform.set_random_seed(torch.initial_seed() % 2**32)
-        self.train_set = SkinDataset(train, self.train_transform, self.dataset_names, self.hparams.composite)
-        self.val_set = SkinDataset(val, self.val_transform, self.dataset_names)
+        hparams = self.hparams
+        context = ContextAugment(
+            zoom_out=hparams.zoom_out, person_paste=hparams.person_paste, scene_crop=hparams.scene_crop,
+            skin_tone=hparams.skin_tone, scene_datasets=frozenset(hparams.scene_datasets),
+            backgrounds=[s.image for s in self._split_of(hparams.backgrounds, "train", "backgrounds")]
+            if hparams.zoom_out else (),
+            people=self._people("train") if hparams.person_paste else (),
+        )
+        self.train_set = SkinDataset(train, self.train_transform, self.dataset_names, hparams.composite, context)
+        views = self._view_set(val)
+        plain_val = SkinDataset(val, self.val_transform, self.dataset_names)
+        self.val_set = ConcatDataset([plain_val, views]) if views is not None else plain_val
         self.sample_weights = self._sample_weights(train)
 
     def _sample_weights(self, train: Sequence[Sample]) -> list[float] | None:

@@ -83,3 +83,14 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     if mask.max(initial=0) == 1:
         return mask * 255
     return mask
+
+
+def save_png(image: Image.Image, path: str | os.PathLike) -> None:
+    """Writes a PNG atomically (temporary file, then rename): a killed run leaves no torn file."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        image.save(temporary, format="PNG")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
