@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from skinseg.errors import MissingFileError, NotAModelError
 from skinseg.models import create_model
 from skinseg.quant.fx import CHECKPOINT_KEY, load_qat_network
 
@@ -46,6 +47,21 @@ def inference_net_config(net_config: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in net_config.items() if key not in TRAINING_ONLY_ARGUMENTS}
 
 
+def read_checkpoint(path: Path) -> Any:
+    """torch.load of a checkpoint with weights_only=True (tensors and plain containers only).
+
+    Raises:
+        NotAModelError: the file cannot be read as one (empty, truncated, text, random bytes,
+            or pickled objects that are not plain data); the message names it.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # EOFError, UnpicklingError, RuntimeError, KeyError... depending on the bytes
+        # the type only: torch's own messages advise unsafe loading (weights_only=False)
+        raise NotAModelError(f"not a skinseg checkpoint: {path} cannot be read ({type(error).__name__}); pass a "
+                             ".ckpt written by train.py") from error
+
+
 def load_network(path: str | os.PathLike) -> TrainedNetwork:
     """Loads a skinseg/Lightning `.ckpt` (`weights_only=True`) into its network.
 
@@ -55,16 +71,18 @@ def load_network(path: str | os.PathLike) -> TrainedNetwork:
     moved wherever it runs.
 
     Raises:
-        FileNotFoundError: no file at path.
-        ValueError: the file is not a skinseg checkpoint.
+        MissingFileError: no file at path.
+        NotAModelError: the file is not a skinseg checkpoint (text, empty, truncated, another
+            format, or a checkpoint of something else); the message names it.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path}: no such file")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+        raise MissingFileError(f"checkpoint {path}: no such file")
+    state = read_checkpoint(path)
     hparams = state.get("hyper_parameters") if isinstance(state, dict) else None
     if not hparams or "net" not in hparams or "state_dict" not in state:
-        raise ValueError(f"{path} is not a skinseg checkpoint (no hyper_parameters.net / state_dict)")
+        raise NotAModelError(f"not a skinseg checkpoint: {path} (no hyper_parameters.net / state_dict); pass a "
+                             ".ckpt written by train.py")
     weights = {key[4:]: value for key, value in state["state_dict"].items() if key.startswith("net.")}
     quantization = state.get(CHECKPOINT_KEY)
     if quantization:
@@ -84,5 +102,5 @@ def newest_checkpoint(log_dir: str | os.PathLike = "logs") -> Path:
     """
     found = sorted(Path(log_dir).glob("**/checkpoints/best-*.ckpt"), key=lambda path: path.stat().st_mtime)
     if not found:
-        raise FileNotFoundError(f"no best-*.ckpt under {log_dir}/: train one (python train.py) or pass --ckpt PATH")
+        raise MissingFileError(f"no best-*.ckpt under {log_dir}/: train one (python train.py) or pass --ckpt PATH")
     return found[-1]

@@ -33,6 +33,7 @@ from omegaconf import OmegaConf
 import skinseg
 from skinseg import metrics
 from skinseg.data.folder import Sample, file_stamp
+from skinseg.errors import DataError, MissingFileError, UnknownNameError, UsageError
 
 # evaluate.yaml's output folder: results/<data> for the val split, results/<data>-<split> for the others
 OmegaConf.register_new_resolver("split_suffix", lambda split: "" if split == "val" else f"-{split}", replace=True)
@@ -77,7 +78,7 @@ def classical_entries(names: Sequence[str], method_args: dict | None = None) -> 
     method_args = method_args or {}
     unknown = [name for name in [*names, *method_args] if name not in METHODS]
     if unknown:
-        raise KeyError(f"unknown classical methods {unknown}; valid names: {', '.join(sorted(METHODS))}")
+        raise UnknownNameError(f"unknown classical methods {unknown}; valid names: {', '.join(sorted(METHODS))}")
     entries, skipped = [], {}
     for name in names:
         if name == "mediapipe" and not mediapipe_available():
@@ -101,7 +102,7 @@ def checkpoint_entries(patterns: Sequence[str], search_root: str | os.PathLike =
         if not paths:
             found = sorted(glob.glob(str(Path(search_root) / "logs" / "**" / "*.ckpt"), recursive=True))
             listing = "\n  ".join(found[-10:]) or "(none under logs/)"
-            raise FileNotFoundError(f"checkpoint {pattern!r} not found; checkpoints found:\n  {listing}")
+            raise MissingFileError(f"checkpoint {pattern!r} not found; checkpoints found:\n  {listing}")
         for path in paths:
             resolved = Path(path).resolve()
             label = resolved.parent.parent.name if resolved.parent.name == "checkpoints" else resolved.stem
@@ -328,7 +329,7 @@ def run(cfg) -> dict[str, Any]:
     entries, skipped = classical_entries(list(cfg.methods), dict(cfg.get("method_args") or {}))
     entries += checkpoint_entries(list(cfg.checkpoints or []), cfg.paths.root_dir)
     if not entries:
-        raise ValueError("nothing to evaluate: set methods=[...] and/or checkpoints=[...]")
+        raise UsageError("nothing to evaluate: set methods=[...] and/or checkpoints=[...]")
     folders = dataset_folders(cfg.data.root, cfg.data.get("datasets"), cfg.data.get("demo"))
     samples = [
         sample
@@ -339,7 +340,7 @@ def run(cfg) -> dict[str, Any]:
         ).split(cfg.split)
     ]
     if not samples:
-        raise ValueError(f"no {cfg.split!r} images in {[str(folder) for _, folder in folders]}")
+        raise DataError(f"no {cfg.split!r} images in {[str(folder) for _, folder in folders]}")
     results = evaluate(entries, samples, cfg.paths.cache_dir, workers=cfg.workers, progress=cfg.progress)
     tables = summarise_results(results)
     meta = {

@@ -16,6 +16,8 @@ from torch import nn
 from torchmetrics import Metric
 
 from skinseg.augment.context import VIEW_PREFIX
+from skinseg.checkpoints import read_checkpoint
+from skinseg.errors import MissingFileError, NotAModelError, UsageError
 from skinseg.losses import BceDiceLoss
 from skinseg.models import create_model
 
@@ -135,23 +137,26 @@ def load_weights(net: nn.Module, path: str | os.PathLike) -> None:
     and torch.compile's "_orig_mod." prefixes are removed.
 
     Raises:
-        FileNotFoundError: no file at path.
-        ValueError: the weights do not fit the network (lists missing/unexpected keys).
+        MissingFileError: no file at path.
+        NotAModelError: the file cannot be read as weights.
+        UsageError: the weights do not fit the network (lists missing/unexpected keys).
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"model.pretrained={path}: no such file; give a local .ckpt/.pth path")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+        raise MissingFileError(f"model.pretrained={path}: no such file; give a local .ckpt/.pth path")
+    state = read_checkpoint(path)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     elif isinstance(state, dict) and isinstance(state.get("state"), dict):
         state = state["state"]["state_dict"]
+    if not isinstance(state, dict):
+        raise NotAModelError(f"model.pretrained={path} holds a {type(state).__name__}, not a state dict or checkpoint")
     if any(key.startswith("net.") for key in state):
         state = {key[4:]: value for key, value in state.items() if key.startswith("net.")}
     state = {key.replace("module.", "", 1).replace("_orig_mod.", ""): value for key, value in state.items()}
     result = net.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
-        raise ValueError(
+        raise UsageError(
             f"model.pretrained={path} does not fit {type(net).__name__}: "
             f"{len(result.missing_keys)} missing keys (e.g. {result.missing_keys[:3]}), "
             f"{len(result.unexpected_keys)} unexpected keys (e.g. {result.unexpected_keys[:3]}); "

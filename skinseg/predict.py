@@ -27,11 +27,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from skinseg.data.io import IMAGE_EXTENSIONS, DataError, read_image, save_png
+from skinseg.errors import SkinsegError, UsageError
 from skinseg.inference.processing import cutout, post_process
-
-
-class UsageError(ValueError):
-    """Bad command-line arguments (exit code 2)."""
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -171,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_output_dir(args.input, args.output_dir)
         model = make_predictor(args.model, args.size, args.letterbox, args.normalize, args.postprocess,
                                args.threads, args.tile, args.overlap, args.precision)
-    except (ValueError, OSError) as error:  # UsageError, or a model the sessions refuse
+    except SkinsegError as error:  # a bad argument, or a model file the sessions cannot read
         console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
         return 2
     console.print(f"model: {escape(model.description)}", highlight=False)

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
+from skinseg.errors import OutputExistsError, UsageError
 from skinseg.hardware import AUTO, PrecisionChoice, cpu_info, default_threads, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ def check_output_dir(output_dir: str | os.PathLike) -> None:
     """Refuses an output folder that already holds an earlier run's checkpoints."""
     checkpoints = Path(output_dir) / "checkpoints"
     if checkpoints.is_dir() and any(checkpoints.iterdir()):
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{checkpoints} already holds checkpoints of an earlier run; choose another "
             "hydra.run.dir (to continue that run, pass ckpt_path=.../last.ckpt with a new folder)"
         )
@@ -131,7 +132,7 @@ def resolve_hardware(cfg: DictConfig) -> dict[str, str]:
     elif isinstance(threads, int) and not isinstance(threads, bool) and threads > 0:
         why_threads = "set explicitly"
     else:
-        raise ValueError(f"threads must be 'auto' or a positive integer, got {threads!r}")
+        raise UsageError(f"threads must be 'auto' or a positive integer, got {threads!r}")
     torch.set_num_threads(threads)
     with open_dict(cfg):
         cfg.trainer.precision = choice.precision

@@ -148,6 +148,11 @@ def test_bad_splits_json(folder_dataset):
     (folder_dataset / "splits.json").write_text("{not json")
     with pytest.raises(DataError, match="invalid JSON"):
         FolderIndex(folder_dataset)
+    for listed, message in (({"train": "img00"}, '"train" must be a list of stems'),  # not read as "i", "m", ...
+                            ({"train": [1, 2]}, r'got \[1, 2\]'), (["img00"], "got a list")):
+        (folder_dataset / "splits.json").write_text(json.dumps(listed))
+        with pytest.raises(DataError, match=message):
+            FolderIndex(folder_dataset)
 
 
 def test_index_cache_skips_decoding_unchanged_files(folder_dataset, tmp_path, monkeypatch):

@@ -29,6 +29,7 @@ import numpy as np
 from skinseg.augment.scenes import Person, cut_person, paste_people, scene_crop, zoom_out
 from skinseg.augment.tone import SKIN_TONES, SkinToneShift, shift_skin_tone
 from skinseg.data.io import read_image, read_mask
+from skinseg.errors import UsageError
 
 VIEWS = ("dark_tone", "zoom_out", "small_people", "skin_wall")
 VIEW_PREFIX = "view_"  # a view's dataset name ("view_dark_tone"): reported alone, never pooled with real data
@@ -72,11 +73,11 @@ class ContextAugment:
         for name in ("zoom_out", "person_paste", "scene_crop", "skin_tone"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"data.{name} is a probability in [0, 1], got {value}")
+                raise UsageError(f"data.{name} is a probability in [0, 1], got {value}")
         if self.zoom_out > 0 and not self.backgrounds:
-            raise ValueError("data.zoom_out > 0 needs background photos: set data.backgrounds (e.g. negatives)")
+            raise UsageError("data.zoom_out > 0 needs background photos: set data.backgrounds (e.g. negatives)")
         if self.person_paste > 0 and not self.people:
-            raise ValueError("data.person_paste > 0 needs people to paste: set data.people (e.g. ccp)")
+            raise UsageError("data.person_paste > 0 needs people to paste: set data.people (e.g. ccp)")
 
     @property
     def active(self) -> bool:
@@ -133,4 +134,4 @@ def render_view(view: str, index: int, source: tuple[np.ndarray, np.ndarray] | N
         # the whole background recoloured to a skin tone, labelled "not skin", behind one person
         wall = shift_skin_tone(background, np.full_like(empty, 255), SKIN_TONES[int(rng.integers(2, 7))])
         return paste_people(wall, empty, [load_person(people[index % len(people)])], rng, height=(0.6, 0.9))
-    raise ValueError(f"unknown validation view {view!r}; valid views: {', '.join(VIEWS)}")
+    raise UsageError(f"unknown validation view {view!r}; valid views: {', '.join(VIEWS)}")

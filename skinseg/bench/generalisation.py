@@ -40,14 +40,13 @@ import sys
 import time
 from pathlib import Path
 
+from PIL import Image
 from rich.console import Console
 
-from PIL import Image
-
+from skinseg.augment.context import VIEW_PREFIX, VIEWS
 from skinseg.bench import save_table
 from skinseg.checkpoints import load_network
 from skinseg.evaluation import POOLED, checkpoint_entries, classical_entries, evaluate, summarise_results
-from skinseg.augment.context import VIEW_PREFIX, VIEWS
 from skinseg.hardware import cpu_info
 
 PUBLIC = ("sfa", "abd", "hgr_subset", "fasseg_frontal02")

@@ -17,6 +17,7 @@ from skinseg.augment.context import VIEW_PREFIX, VIEWS, ContextAugment, PersonFi
 from skinseg.data.folder import FolderIndex, Sample, dataset_folders, describe, load_pair
 from skinseg.data.io import DataError
 from skinseg.data.transforms import build_transform, check_probability
+from skinseg.errors import UsageError
 from skinseg.hardware import AUTO, default_loader_workers, default_threads
 
 log = logging.getLogger(__name__)
@@ -250,27 +251,27 @@ class SkinDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters(logger=False)
         if batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {batch_size}")
+            raise UsageError(f"data.batch_size must be >= 1, got {batch_size}")
         if num_workers == AUTO:
             self.num_workers = default_loader_workers()
             self.num_workers_reason = f"auto, for {default_threads()} cores"
         elif isinstance(num_workers, int) and not isinstance(num_workers, bool) and num_workers >= 0:
             self.num_workers, self.num_workers_reason = num_workers, "set explicitly"
         else:
-            raise ValueError(f"data.num_workers must be 'auto' or an integer >= 0, got {num_workers!r}")
+            raise UsageError(f"data.num_workers must be 'auto' or an integer >= 0, got {num_workers!r}")
         check_probability("composite", composite)
         for name, value in (("zoom_out", zoom_out), ("person_paste", person_paste), ("scene_crop", scene_crop),
                             ("skin_tone", skin_tone)):
             check_probability(name, value)
         unknown_views = sorted(set(val_views) - set(VIEWS))
         if unknown_views:
-            raise ValueError(f"data.val_views: unknown {unknown_views}; valid views: {', '.join(VIEWS)}")
+            raise UsageError(f"data.val_views: unknown {unknown_views}; valid views: {', '.join(VIEWS)}")
         if val_view_images < 1:
-            raise ValueError(f"data.val_view_images must be >= 1, got {val_view_images}")
+            raise UsageError(f"data.val_view_images must be >= 1, got {val_view_images}")
         if weights is not None:
             bad = {name: w for name, w in weights.items() if not isinstance(w, (int, float)) or w < 0}
             if bad:
-                raise ValueError(f"data.weights must map dataset names to numbers >= 0; got {weights}")
+                raise UsageError(f"data.weights must map dataset names to numbers >= 0; got {weights}")
         self.train_transform = build_transform(
             image_size,
             resize_mode,
@@ -338,7 +339,7 @@ class SkinDataModule(L.LightningDataModule):
         for view in views:
             for setting in needs[view]:
                 if self.hparams[setting] is None:
-                    raise ValueError(f"data.val_views={view} needs data.{setting} (e.g. {examples[setting]})")
+                    raise UsageError(f"data.val_views={view} needs data.{setting} (e.g. {examples[setting]})")
         others = {*self.hparams.scene_datasets, self.hparams.backgrounds, self.hparams.people}
         closeups = [sample for sample in val if sample.dataset not in others]
         count = self.hparams.val_view_images
@@ -347,7 +348,7 @@ class SkinDataModule(L.LightningDataModule):
         for view in views:
             sources = closeups[::step][:count] if view in ("dark_tone", "zoom_out") else [None] * count
             if not sources:
-                raise ValueError(f"data.val_views={view} needs close-up validation images; none among "
+                raise UsageError(f"data.val_views={view} needs close-up validation images; none among "
                                  f"{self.dataset_names}")
             items += [(view, position, source) for position, source in enumerate(sources)]
         backgrounds = [sample.image for sample in self._split_of(self.hparams.backgrounds, "val", "backgrounds")]
@@ -410,11 +411,11 @@ class SkinDataModule(L.LightningDataModule):
             return None
         unknown = sorted(set(weights) - set(self.dataset_names))
         if unknown:
-            raise ValueError(f"data.weights names {unknown}, which are not among the datasets {self.dataset_names}")
+            raise UsageError(f"data.weights names {unknown}, which are not among the datasets {self.dataset_names}")
         per_sample = [float(weights.get(sample.dataset, 1.0)) for sample in train]
         total = sum(per_sample)
         if total == 0:
-            raise ValueError(f"data.weights {weights} leave no training image with a weight above 0")
+            raise UsageError(f"data.weights {weights} leave no training image with a weight above 0")
         shares = {name: sum(w for w, s in zip(per_sample, train) if s.dataset == name) / total
                   for name in self.dataset_names}
         log.info("sampling shares per epoch: %s", ", ".join(f"{name} {share:.1%}" for name, share in shares.items()))

@@ -80,7 +80,12 @@ def _read_splits(root: Path, stems: Sequence[str], val_fraction: float) -> dict[
     except json.JSONDecodeError as error:
         raise DataError(f"{path}: invalid JSON ({error}); fix it or delete it") from error
     if not isinstance(listed, dict) or not set(listed) <= set(SPLITS) or not listed:
-        raise DataError(f'{path}: expected {{"train": [stems], "val": [stems]}}, got keys {list(listed)}')
+        shape = f"keys {list(listed)}" if isinstance(listed, dict) else f"a {type(listed).__name__}"
+        raise DataError(f'{path}: expected {{"train": [stems], "val": [stems]}}, got {shape}')
+    for split, split_stems in listed.items():
+        if not isinstance(split_stems, list) or not all(isinstance(stem, str) for stem in split_stems):
+            raise DataError(f'{path}: "{split}" must be a list of stems (strings, e.g. ["img01", "img02"]), '
+                            f"got {json.dumps(split_stems)[:80]}")
     assignment: dict[str, str] = {}
     known = set(stems)
     unknown = []

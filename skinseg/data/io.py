@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from skinseg.errors import DataError
+
+__all__ = ["IMAGE_EXTENSIONS", "DataError", "read_image", "read_mask", "save_png", "to_uint8"]
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
-
-
-class DataError(ValueError):
-    """Bad input data: the message names the file(s) and the fix."""
 
 
 def _open(path: str | os.PathLike) -> Image.Image:

@@ -21,6 +21,8 @@ import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from skinseg.errors import UsageError  # noqa: E402
+
 RESIZE_MODES = ("squash", "letterbox")
 
 
@@ -39,7 +41,7 @@ class QuarterTurn(A.DualTransform):
 
 def check_probability(name: str, value: float) -> None:
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"data.{name} is a probability in [0, 1], got {value}")
+        raise UsageError(f"data.{name} is a probability in [0, 1], got {value}")
 
 
 def resize_transforms(image_size: int, resize_mode: str) -> list[A.BasicTransform]:
@@ -71,7 +73,7 @@ def resize_transforms(image_size: int, resize_mode: str) -> list[A.BasicTransfor
                 fill_mask=0,
             ),
         ]
-    raise ValueError(f"data.resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
+    raise UsageError(f"data.resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
 
 
 def build_transform(
@@ -108,9 +110,9 @@ def build_transform(
     from skinseg.data.augment import AUGMENTS, seed26
 
     if image_size < 16:
-        raise ValueError(f"data.image_size must be >= 16, got {image_size}")
+        raise UsageError(f"data.image_size must be >= 16, got {image_size}")
     if augment not in AUGMENTS:
-        raise ValueError(f"data.augment must be one of {AUGMENTS}, got {augment!r}")
+        raise UsageError(f"data.augment must be one of {AUGMENTS}, got {augment!r}")
     for name, value in (("hflip", hflip), ("vflip", vflip), ("rotate90", rotate90), ("crop", crop)):
         check_probability(name, value)
     resize = resize_transforms(image_size, resize_mode)
@@ -119,7 +121,7 @@ def build_transform(
     if crop > 0:
         low, high = crop_scale
         if not 0 < low <= high <= 1:
-            raise ValueError(f"data.crop_scale must satisfy 0 < min <= max <= 1, got {list(crop_scale)}")
+            raise UsageError(f"data.crop_scale must satisfy 0 < min <= max <= 1, got {list(crop_scale)}")
         cropper = A.RandomResizedCrop(
             (image_size, image_size),
             scale=(low, high),

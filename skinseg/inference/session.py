@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from skinseg.errors import MissingFileError, NotAModelError, UsageError
 from skinseg.hardware import AUTO, cpu_info, default_threads
 from skinseg.inference.processing import Predictor
 
@@ -48,15 +49,30 @@ def select_providers(providers: Sequence[Provider] | None) -> list[Provider]:
     names = [provider if isinstance(provider, str) else provider[0] for provider in providers]
     unknown = [name for name in names if name not in ort.get_all_providers()]
     if unknown:
-        raise ValueError(f"unknown ONNX Runtime providers {unknown}; available here: {listing}")
+        raise UsageError(f"unknown ONNX Runtime providers {unknown}; available here: {listing}")
     missing = [name for name in names if name not in available]
     if missing:
         message = f"providers {missing} are not in this onnxruntime build (available: {listing})"
         warnings.warn(message, stacklevel=3)
     selected = [provider for provider, name in zip(providers, names, strict=True) if name in available]
     if not selected:
-        raise ValueError(f"none of the providers {names} is available; available here: {listing}")
+        raise UsageError(f"none of the providers {names} is available; available here: {listing}")
     return selected
+
+
+def open_onnx(path: Path, options: ort.SessionOptions, providers: list[Provider]) -> ort.InferenceSession:
+    """An ONNX Runtime session of a model file.
+
+    Raises:
+        NotAModelError: ONNX Runtime cannot load the file (not an ONNX model, truncated, or an
+            operator this onnxruntime lacks); the message names the file.
+    """
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as error:  # onnxruntime raises its own pybind types (InvalidProtobuf, Fail, ...)
+        reason = str(error).splitlines()[0][:300]
+        raise NotAModelError(f"not an ONNX model ONNX Runtime can load: {path} ({reason}); pass a .onnx "
+                             "written by export.py") from error
 
 
 def default_model_path(precision: str = "fp32") -> Path:
@@ -69,10 +85,10 @@ def default_model_path(precision: str = "fp32") -> Path:
         FileNotFoundError: the package holds no shipped model (the message says how to make one).
     """
     if precision not in ("fp32", "int8"):
-        raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
+        raise UsageError(f"precision must be 'fp32' or 'int8', got {precision!r}")
     path = DEFAULT_MODEL_DIR / (DEFAULT_MODEL_NAME + (".int8" if precision == "int8" else "") + ".onnx")
     if not path.is_file():
-        raise FileNotFoundError(f"no shipped model at {path}; pass a model path, or make one with "
+        raise MissingFileError(f"no shipped model at {path}; pass a model path, or make one with "
                                 "`python export.py ship --ckpt CKPT`")
     return path
 
@@ -110,7 +126,7 @@ def time_models(paths: Sequence[Path], size: int, threads: int, rounds: int = 3)
     """
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    sessions = [ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]) for path in paths]
+    sessions = [open_onnx(path, options, ["CPUExecutionProvider"]) for path in paths]
     image = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
     feeds = [{session.get_inputs()[0].name: image} for session in sessions]
     for session, feed in zip(sessions, feeds):
@@ -235,23 +251,23 @@ class Session(Predictor):
     ) -> None:
         threads = int(threads or default_threads())
         if precision not in (AUTO, *PRECISIONS):
-            raise ValueError(f"precision must be one of {(AUTO, *PRECISIONS)}, got {precision!r}")
+            raise UsageError(f"precision must be one of {(AUTO, *PRECISIONS)}, got {precision!r}")
         if model_path is None:
             choice = (choose_shipped_precision(threads) if precision == AUTO
                       else RuntimeChoice(precision, "set explicitly"))
             path = default_model_path(choice.precision)
             self.description = str(choice)
         elif precision != AUTO:
-            raise ValueError(f"precision={precision!r} picks one of the shipped model's files; "
+            raise UsageError(f"precision={precision!r} picks one of the shipped model's files; "
                              "for your own model, pass the .onnx file of that precision")
         else:
             path = Path(model_path)
             self.description = str(path)
         if not path.is_file():
-            raise FileNotFoundError(f"ONNX model {path} not found")
+            raise MissingFileError(f"ONNX model {path} not found; pass the path of a .onnx written by export.py")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(path), options, providers=select_providers(providers))
+        self.session = open_onnx(path, options, select_providers(providers))
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         batch, _, height, width = model_input.shape
@@ -259,9 +275,9 @@ class Session(Predictor):
         metadata = self.session.get_modelmeta().custom_metadata_map
         if isinstance(height, int) and isinstance(width, int):
             if height != width:
-                raise ValueError(f"{path}: fixed input {height}x{width} is not square, as Session needs")
+                raise UsageError(f"{path}: fixed input {height}x{width} is not square, as Session needs")
             if size is not None and size != height:
-                raise ValueError(f"{path} has a fixed input size {height}; size={size} cannot be used")
+                raise UsageError(f"{path} has a fixed input size {height}; size={size} cannot be used")
             self.fixed_size = size = height
         elif size is None and SIZE_KEY in metadata:
             size = int(metadata[SIZE_KEY])

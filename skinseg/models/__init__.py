@@ -18,6 +18,7 @@ from typing import Any
 
 from torch import nn
 
+from skinseg.errors import UnknownNameError
 from skinseg.models.birefnet_lite import BiRefNetLite
 from skinseg.models.dlmv import DLMV
 from skinseg.models.head import ProbabilityHead
@@ -41,7 +42,7 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     try:
         model_class = MODELS[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; valid names: {', '.join(sorted(MODELS))}") from None
+        raise UnknownNameError(f"unknown model {name!r}; valid names: {', '.join(sorted(MODELS))}") from None
     return model_class(**kwargs)
 
 

@@ -1,0 +1,85 @@
+"""The errors a user can act on, and the one handler every command-line entry point runs through.
+
+A `SkinsegError` is bad input, not a bug: a corrupt or missing file, a wrong path, an
+invalid setting, a file that would be overwritten. Its message names the file or setting
+and the fix. `exit_on_user_error` runs a command's body; such an error (also when a
+library wraps it, as Hydra's `instantiate` does) ends the command with that one line on
+stderr and exit code 2, without a traceback. Any other exception is a bug and keeps its
+traceback. `debug=True` (`--debug`, or HYDRA_FULL_ERROR=1 for train.py and evaluate.py)
+shows the traceback of user errors too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+EXIT_USER_ERROR = 2
+
+T = TypeVar("T")
+
+
+class SkinsegError(Exception):
+    """Bad input a user can fix; the message names the file or setting and the fix."""
+
+    def __str__(self) -> str:  # KeyError subclasses would quote the message otherwise
+        return str(self.args[0]) if self.args else ""
+
+
+class UsageError(SkinsegError, ValueError):
+    """A bad command-line argument or configuration value."""
+
+
+class UnknownNameError(SkinsegError, KeyError):
+    """A name that is not registered (a model, method, engine...); the message lists the valid ones."""
+
+
+class DataError(SkinsegError, ValueError):
+    """Bad input data: the message names the file(s) and the fix."""
+
+
+class NotAModelError(SkinsegError, ValueError):
+    """A file given as a checkpoint or ONNX model that cannot be read as one."""
+
+
+class MissingFileError(SkinsegError, FileNotFoundError):
+    """A file or folder the user named does not exist."""
+
+
+class OutputExistsError(SkinsegError, FileExistsError):
+    """Writing would overwrite or mix with files already there."""
+
+
+def user_error(error: BaseException) -> SkinsegError | None:
+    """The SkinsegError that `error` is or was raised from (following __cause__ and __context__), if any."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, SkinsegError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def hydra_debug() -> bool:
+    """Whether HYDRA_FULL_ERROR=1 asks for full tracebacks."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def exit_on_user_error(body: Callable[[], T], debug: bool = False) -> T:
+    """Runs a command's body; a user error ends it with one line on stderr and exit code 2.
+
+    Raises:
+        SystemExit: code 2, for a `SkinsegError` (unless `debug`).
+        Exception: anything else, unchanged.
+    """
+    try:
+        return body()
+    except Exception as error:
+        found = user_error(error)
+        if found is None or debug:
+            raise
+        print(f"error: {found}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR) from None

@@ -1,0 +1,131 @@
+"""Bad input at the entry points: one line on stderr naming the file and the fix, exit code 2, nothing lost."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from skinseg.checkpoints import load_network
+from skinseg.errors import (
+    NotAModelError,
+    OutputExistsError,
+    SkinsegError,
+    UsageError,
+    exit_on_user_error,
+    user_error,
+)
+from skinseg.predict import main as predict_main
+
+from .conftest import FP32, ROOT
+
+
+def run_entry_point(script: str, args: list[str], cache_dir, **env) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "SKINSEG_CACHE": str(cache_dir), **env}
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_user_error_is_one_line_and_exit_code_2(capsys):
+    def body():
+        try:
+            raise UsageError("data.batch_size must be >= 1, got 0")
+        except UsageError as error:
+            raise RuntimeError("a library wrapped it") from error  # as Hydra's instantiate does
+
+    with pytest.raises(SystemExit) as stopped:
+        exit_on_user_error(body)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == "error: data.batch_size must be >= 1, got 0\n"
+    with pytest.raises(RuntimeError):  # --debug / HYDRA_FULL_ERROR=1: the traceback
+        exit_on_user_error(body, debug=True)
+    with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
+        exit_on_user_error(lambda: 1 / 0)
+    assert user_error(KeyError("x")) is None
+
+
+def test_train_with_a_missing_data_folder(tmp_path, cache_dir):
+    args = ["data=folder", f"data.root={tmp_path / 'nowhere'}", FP32, f"hydra.run.dir={tmp_path / 'run'}"]
+    result = run_entry_point("train.py", args, cache_dir)
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "nowhere does not exist" in errors[0] and "set data.root" in errors[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    debug = run_entry_point("train.py", args, cache_dir, HYDRA_FULL_ERROR="1")
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_train_into_a_run_folder_with_checkpoints_keeps_them(tmp_path, cache_dir):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"earlier run")
+    result = run_entry_point("train.py", ["debug=fdr", FP32, f"hydra.run.dir={run}"], cache_dir)
+    assert result.returncode == 2 and "already holds checkpoints" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == b"earlier run"
+    assert issubclass(OutputExistsError, FileExistsError)
+
+
+def test_evaluate_with_an_unknown_method(tmp_path, cache_dir):
+    result = run_entry_point("evaluate.py", ["methods=[skin_gpt]", f"output_dir={tmp_path}"], cache_dir)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: unknown classical methods ['skin_gpt']")
+    assert "Traceback" not in result.stderr and not any(tmp_path.iterdir())
+
+
+class PickledObject:
+    """Not plain data: what a checkpoint from elsewhere may hold."""
+
+
+def bad_checkpoints(folder) -> dict:
+    """Files that are not skinseg checkpoints, by kind."""
+    folder.mkdir(exist_ok=True)
+    state = {"hyper_parameters": {"net": {"name": "u2netp"}}, "state_dict": {"net.w": torch.zeros(1000)}}
+    torch.save(state, folder / "whole.ckpt")
+    data = (folder / "whole.ckpt").read_bytes()
+    files = {
+        "text": b"this is a text file, not a checkpoint\n",
+        "empty": b"",
+        "truncated": data[: len(data) // 2],
+        "random": np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+        "pickled object": pickle.dumps(PickledObject()),  # weights_only loading refuses it
+    }
+    paths = {}
+    for kind, content in files.items():
+        paths[kind] = folder / f"{kind.replace(' ', '_')}.ckpt"
+        paths[kind].write_bytes(content)
+    torch.save({"weights": torch.zeros(3)}, folder / "other.ckpt")
+    paths["another format"] = folder / "other.ckpt"
+    return paths
+
+
+def test_unreadable_checkpoints_are_named(tmp_path):
+    for kind, path in bad_checkpoints(tmp_path / "ckpts").items():
+        with pytest.raises(NotAModelError, match=f"not a skinseg checkpoint: {path}") as raised:
+            load_network(path)
+        assert "weights_only=False" not in str(raised.value), kind
+
+
+def test_predict_with_bad_model_files(tmp_path, capsys):
+    Image.fromarray(np.full((20, 30, 3), 120, np.uint8)).save(tmp_path / "photo.png")
+    paths = bad_checkpoints(tmp_path / "ckpts")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a protobuf at all")
+    for model, message in ((paths["text"], "not a skinseg checkpoint"), (paths["truncated"], "not a skinseg checkpoint"),
+                           (broken, "not an ONNX model ONNX Runtime can load: " + str(broken))):
+        assert predict_main([str(tmp_path / "photo.png"), str(tmp_path / "out"), "--model", str(model)]) == 2
+        output = capsys.readouterr().out
+        assert message in output and "Traceback" not in output
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_every_user_error_type_is_a_skinseg_error():
+    from skinseg.data.io import DataError
+
+    assert issubclass(DataError, SkinsegError) and issubclass(DataError, ValueError)
