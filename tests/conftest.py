@@ -71,26 +71,27 @@ def write_pair(root: Path, stem: str, size=(40, 56), seed: int = 0, image_ext=".
     Image.fromarray(mask.astype(np.uint8) * 255).save(root / "masks" / f"{stem}.png")
 
 
+def write_dataset(root: Path, stems: list[str], val: int, size=(40, 56), seed: int = 0, grow: int = 0,
+                  empty: bool = False) -> Path:
+    """Writes a folder dataset of `write_pair`s (the i-th `grow`·i rows taller) and a splits.json
+    whose last `val` stems are the val split; returns root."""
+    for index, stem in enumerate(stems):
+        write_pair(root, stem, size=(size[0] + grow * index, size[1]), seed=seed + index, empty=empty)
+    (root / "splits.json").write_text(json.dumps({"train": stems[:-val], "val": stems[-val:]}))
+    return root
+
+
 @pytest.fixture
 def folder_dataset(tmp_path) -> Path:
     """A valid 10-pair folder dataset with a splits.json (8 train, 2 val)."""
-    root = tmp_path / "toy"
-    stems = [f"img{i:02d}" for i in range(10)]
-    for index, stem in enumerate(stems):
-        write_pair(root, stem, size=(40 + index, 56), seed=index)
-    (root / "splits.json").write_text(json.dumps({"train": stems[:8], "val": stems[8:]}))
-    return root
+    return write_dataset(tmp_path / "toy", [f"img{i:02d}" for i in range(10)], val=2, grow=1)
 
 
 @pytest.fixture
 def scenes_dataset(tmp_path) -> Path:
     """A 6-pair folder dataset beside `folder_dataset` whose masks are all empty (4 train, 2 val)."""
-    root = tmp_path / "scenes"
-    stems = [f"scene{i}" for i in range(6)]
-    for index, stem in enumerate(stems):
-        write_pair(root, stem, size=(44, 50), seed=200 + index, empty=True)
-    (root / "splits.json").write_text(json.dumps({"train": stems[:4], "val": stems[4:]}))
-    return root
+    return write_dataset(tmp_path / "scenes", [f"scene{i}" for i in range(6)], val=2, size=(44, 50), seed=200,
+                         empty=True)
 
 
 @pytest.fixture

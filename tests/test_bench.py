@@ -82,13 +82,10 @@ def test_generalisation_study_trains_without_the_holdout_and_scores_it(tmp_path,
 
     from skinseg.bench import generalisation
 
-    from .conftest import write_pair
+    from .conftest import write_dataset
 
     for name, seed in (("seen", 0), ("unseen", 50)):
-        stems = [f"{name}{i}" for i in range(6)]
-        for i, stem in enumerate(stems):
-            write_pair(tmp_path / "data" / name, stem, size=(40, 48), seed=seed + i)
-        (tmp_path / "data" / name / "splits.json").write_text(json.dumps({"train": stems[:4], "val": stems[4:]}))
+        write_dataset(tmp_path / "data" / name, [f"{name}{i}" for i in range(6)], val=2, size=(40, 48), seed=seed)
     monkeypatch.setenv("SKINSEG_CACHE", str(cache_dir))
     argv = ["--holdout", "unseen", "--datasets", "seen", "unseen", "--data", str(tmp_path / "data"),
             "--model", "dlmv", "--size", "64", "--epochs", "1",
@@ -123,14 +120,12 @@ def test_scenes_study_trains_with_and_without_ccp_and_scores_scenes_and_views(tm
 
     from skinseg.bench import generalisation
 
-    from .conftest import write_pair
+    from .conftest import write_dataset
 
     data = tmp_path / "data"
     for name in (*generalisation.PUBLIC, "negatives"):
-        stems = [f"{name}{i}" for i in range(4)]
-        for i, stem in enumerate(stems):
-            write_pair(data / name, stem, size=(40, 48), seed=10 * len(name) + i, empty=name == "negatives")
-        (data / name / "splits.json").write_text(json.dumps({"train": stems[:2], "val": stems[2:]}))
+        write_dataset(data / name, [f"{name}{i}" for i in range(4)], val=2, size=(40, 48), seed=10 * len(name),
+                      empty=name == "negatives")
     ccp = data / "ccp"
     for folder in ("images", "masks", "persons"):
         (ccp / folder).mkdir(parents=True)
