@@ -6,14 +6,16 @@ and the fix. `exit_on_user_error` runs a command's body; such an error (also whe
 library wraps it, as Hydra's `instantiate` does) ends the command with that one line on
 stderr and exit code 2, without a traceback. Any other exception is a bug and keeps its
 traceback. `debug=True` (`--debug`, or HYDRA_FULL_ERROR=1 for train.py and evaluate.py)
-shows the traceback of user errors too.
+shows the traceback of user errors too. The
+commands' exit codes: 0 done, 1 done but some inputs were skipped, 2 user error.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 EXIT_USER_ERROR = 2
@@ -52,6 +54,10 @@ class OutputExistsError(SkinsegError, FileExistsError):
     """Writing would overwrite or mix with files already there."""
 
 
+class CheckFailedError(SkinsegError, RuntimeError):
+    """A check refused an output (export parity, int8 agreement); nothing was written in its place."""
+
+
 def user_error(error: BaseException) -> SkinsegError | None:
     """The SkinsegError that `error` is or was raised from (following __cause__ and __context__), if any."""
     seen = set()
@@ -66,6 +72,25 @@ def user_error(error: BaseException) -> SkinsegError | None:
 def hydra_debug() -> bool:
     """Whether HYDRA_FULL_ERROR=1 asks for full tracebacks."""
     return os.environ.get("HYDRA_FULL_ERROR") == "1"
+
+
+def add_debug_option(parser) -> None:
+    """Adds `--debug` (show the traceback of user errors too; `user_command` reads it) to an argparse parser."""
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of errors in the input too")
+
+
+def user_command(main: Callable[[Sequence[str]], T]) -> Callable[[Sequence[str] | None], T]:
+    """Decorates a command's `main(argv)`: user errors end it with one line and exit code 2.
+
+    `argv` defaults to `sys.argv[1:]`; `--debug` in it (see `add_debug_option`) keeps tracebacks.
+    """
+
+    @functools.wraps(main)
+    def command(argv: Sequence[str] | None = None) -> T:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        return exit_on_user_error(lambda: main(argv), debug="--debug" in argv)
+
+    return command
 
 
 def exit_on_user_error(body: Callable[[], T], debug: bool = False) -> T:

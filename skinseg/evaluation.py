@@ -1,18 +1,18 @@
 """What `python evaluate.py` does: score methods and models on val splits, write the tables.
 
 Rows ("entries") are classical methods by registry name and trained models (Lightning
-checkpoints). Every entry predicts each validation image at its full resolution as a
-uint8 0-255 mask; `skinseg.metrics` scores it against the ground truth. Predictions
-and scores are cached per entry (keyed by its settings, or the checkpoint file's size
-and time), so a rerun with one more entry only computes that one. Classical methods
-and scoring run in worker processes; checkpoints run in the main process with torch.
+checkpoints or exported ONNX files, run through `skinseg.inference.create_predictor`).
+Every entry predicts each validation image at its full resolution as a uint8 0-255 mask;
+`skinseg.metrics` scores it against the ground truth. Predictions and scores are cached
+per entry (keyed by its settings, or the model file's SHA-256), so a rerun with one more
+entry only computes that one. Classical methods and scoring run in worker processes;
+models run in the main process.
 Results: one Markdown table per dataset and one for all images pooled, with CSV and
 JSON beside them (`results.md`, `results.csv`, `results.json`).
 """
 
 from __future__ import annotations
 
-import csv
 import glob
 import hashlib
 import json
@@ -34,6 +34,7 @@ import skinseg
 from skinseg import metrics
 from skinseg.data.folder import Sample, file_stamp
 from skinseg.errors import DataError, MissingFileError, UnknownNameError, UsageError
+from skinseg.files import atomic_path, sha256, write_csv, write_json, write_text
 
 # evaluate.yaml's output folder: results/<data> for the val split, results/<data>-<split> for the others
 OmegaConf.register_new_resolver("split_suffix", lambda split: "" if split == "val" else f"-{split}", replace=True)
@@ -49,9 +50,9 @@ class Entry:
 
     Attributes:
         label: the row's name (a method name, or a checkpoint's run/file name).
-        kind: "classical" or "checkpoint".
-        target: method name or checkpoint path.
-        settings: what determines the predictions (method arguments; checkpoint stamp).
+        kind: "classical" or "model" (a .ckpt or .onnx file).
+        target: method name or model file path.
+        settings: what determines the predictions (method arguments; checkpoint content hash).
     """
 
     label: str
@@ -90,11 +91,12 @@ def classical_entries(names: Sequence[str], method_args: dict | None = None) -> 
 
 
 def checkpoint_entries(patterns: Sequence[str], search_root: str | os.PathLike = ".") -> list[Entry]:
-    """Entries for Lightning checkpoints given as paths or glob patterns.
+    """Entries for trained models given as paths or glob patterns: Lightning `.ckpt` or exported `.onnx`.
 
     Raises:
-        FileNotFoundError: a pattern matches nothing; the message lists checkpoints found
+        MissingFileError: a pattern matches nothing; the message lists checkpoints found
             under `search_root`/logs.
+        UsageError: a matched file is neither a .ckpt nor an .onnx.
     """
     entries = []
     for pattern in patterns:
@@ -105,9 +107,13 @@ def checkpoint_entries(patterns: Sequence[str], search_root: str | os.PathLike =
             raise MissingFileError(f"checkpoint {pattern!r} not found; checkpoints found:\n  {listing}")
         for path in paths:
             resolved = Path(path).resolve()
-            label = resolved.parent.parent.name if resolved.parent.name == "checkpoints" else resolved.stem
-            label = f"{label}/{resolved.stem}"
-            entries.append(Entry(label, "checkpoint", str(resolved), {"stamp": file_stamp(resolved)}))
+            if resolved.suffix not in (".ckpt", ".onnx"):
+                raise UsageError(f"checkpoints=[{pattern}] matched {resolved}: give .ckpt or .onnx files")
+            # a run's checkpoint: "<run>/<file stem>"; any other file: its stem
+            in_run = resolved.parent.name == "checkpoints"
+            label = f"{resolved.parent.parent.name}/{resolved.stem}" if in_run else resolved.stem
+            # by content: a same-size copy or a retrained file at the same path gets its own predictions
+            entries.append(Entry(label, "model", str(resolved), {"sha256": sha256(resolved)}))
     return entries
 
 
@@ -116,20 +122,30 @@ def prediction_path(cache_dir: Path, entry: Entry, sample: Sample) -> Path:
 
 
 def _write_mask(path: Path, mask: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
-    cv2.imwrite(str(temporary), mask)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        if not cv2.imwrite(str(temporary), mask):
+            raise OSError(f"could not write {path}")
 
 
 _METHODS: dict[str, Any] = {}
 
 
+def read_cached_mask(path: Path) -> np.ndarray | None:
+    """A cached prediction, or None when there is none; an unreadable one (a torn or corrupt file) is deleted."""
+    if not path.exists():
+        return None
+    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        path.unlink(missing_ok=True)
+    return mask
+
+
 def _prediction(entry: Entry, sample: Sample, cache_dir: Path, image_cache: list) -> tuple[np.ndarray, float | None]:
     """The cached prediction, or a classical method's new one (written to the cache) and its time."""
     path = prediction_path(cache_dir, entry, sample)
-    if path.exists():
-        return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), None
+    cached = read_cached_mask(path)
+    if cached is not None:
+        return cached, None
     if entry.kind != "classical":
         raise FileNotFoundError(f"no cached prediction {path} for {entry.label}")
     if entry.key not in _METHODS:
@@ -164,15 +180,15 @@ def _score_sample(entries: Sequence[Entry], sample: Sample, cache_dir: str) -> l
     return scores
 
 
-def predict_checkpoint(entry: Entry, samples: Sequence[Sample], cache_dir: Path, progress=None) -> None:
-    """Writes the missing full-resolution predictions of a checkpoint (torch, main process)."""
-    todo = [s for s in samples if not prediction_path(cache_dir, entry, s).exists()]
+def predict_model(entry: Entry, samples: Sequence[Sample], cache_dir: Path, progress=None) -> None:
+    """Writes the missing full-resolution predictions of a trained model (.ckpt or .onnx, main process)."""
+    todo = [s for s in samples if read_cached_mask(prediction_path(cache_dir, entry, s)) is None]
     if not todo:
         return
-    from skinseg.inference.torch_session import TorchSession
     from skinseg.data.io import read_image
+    from skinseg.inference.factory import create_predictor
 
-    predictor = TorchSession(entry.target)
+    predictor = create_predictor(entry.target)
     task = progress.add_task(f"predicting {entry.label}", total=len(todo)) if progress else None
     for sample in todo:
         _write_mask(prediction_path(cache_dir, entry, sample), predictor.predict(read_image(sample.image)))
@@ -213,8 +229,8 @@ def evaluate(
     with Progress(disable=not progress) as bar:
         pending: dict[str, list[Entry]] = {}  # sample key -> entries still to score on it
         for entry in entries:
-            if entry.kind == "checkpoint":
-                predict_checkpoint(entry, samples, cache_dir, bar)
+            if entry.kind == "model":
+                predict_model(entry, samples, cache_dir, bar)
             results[entry.label] = []
             for dataset in sorted({s.dataset for s in samples}):
                 group = [s for s in samples if s.dataset == dataset]
@@ -238,9 +254,8 @@ def evaluate(
     for entry in entries:
         for dataset in {s.dataset for s in samples}:
             scores = {r["stem"]: r for r in results[entry.label] if r["dataset"] == dataset}
-            path = cache_dir / "predictions" / entry.key / dataset / "scores.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"metrics_version": metrics.METRICS_VERSION, "scores": scores}))
+            write_json(cache_dir / "predictions" / entry.key / dataset / "scores.json",
+                       {"metrics_version": metrics.METRICS_VERSION, "scores": scores}, indent=None)
     return results
 
 
@@ -299,16 +314,13 @@ def write_results(
     if skipped:
         lines += ["Skipped:", ""] + [f"- {name}: {reason}" for name, reason in skipped.items()] + [""]
     paths = [output_dir / "results.md", output_dir / "results.csv", output_dir / "results.json"]
-    paths[0].write_text("\n".join(lines))
+    write_text(paths[0], "\n".join(lines))
     columns = ["miou", "miou50", "mae", "mae_per_image", "hce", "f1", "fpr", "precision", "recall",
                "pooled_precision", "pooled_recall", "pooled_f1", "images", "images_with_skin", "seconds_per_image"]
-    with open(paths[1], "w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(["dataset", "method", *columns])
-        for dataset in ordered:
-            for label, values in tables[dataset].items():
-                writer.writerow([dataset, label, *[values.get(column) for column in columns]])
-    paths[2].write_text(json.dumps({"meta": meta, "skipped": skipped or {}, "tables": tables}, indent=2))
+    rows = [[dataset, label, *[values.get(column) for column in columns]]
+            for dataset in ordered for label, values in tables[dataset].items()]
+    write_csv(paths[1], ["dataset", "method", *columns], rows)
+    write_json(paths[2], {"meta": meta, "skipped": skipped or {}, "tables": tables})
     return paths
 
 

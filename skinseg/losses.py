@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skinseg.models.birefnet_lite import resize_to
+from skinseg.models.outputs import TrainingOutputs, resize_to
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
@@ -69,10 +69,13 @@ class BceDiceLoss(nn.Module):
         return self.bce_weight * bce + self.dice_weight * dice_loss(logits, target)
 
     def forward(
-        self, outputs: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor
+        self, outputs: torch.Tensor | TrainingOutputs | Sequence[torch.Tensor], target: torch.Tensor
     ) -> torch.Tensor:
-        """Args: outputs (B,C,H,W) or a sequence of them (main first); target (B,C,H,W)."""
-        if isinstance(outputs, torch.Tensor):
+        """Args: outputs: logits (B,C,H,W), `TrainingOutputs` (the logits and the sides), or a
+        sequence of logits (main first); target (B,C,H,W)."""
+        if isinstance(outputs, TrainingOutputs):
+            outputs = (outputs.logits, *outputs.sides)
+        elif isinstance(outputs, torch.Tensor):
             outputs = (outputs,)
         total = outputs[0].new_zeros((), dtype=torch.float32)
         for index, logits in enumerate(outputs):
@@ -84,7 +87,7 @@ class BceDiceLoss(nn.Module):
 
 
 class BiRefNetLoss(nn.Module):
-    """BiRefNet's training loss over the 10 outputs of `BiRefNetLite` in training mode.
+    """BiRefNet's training loss over the `TrainingOutputs` of `BiRefNetLite`.
 
     final: BCE + Dice of the final logits; sides: the same pixel loss of each side
     logits map (H/32, H/16, H/8) resized to the masks' size (multi-scale supervision);
@@ -110,14 +113,16 @@ class BiRefNetLoss(nn.Module):
         self.side_weight = side_weight
         self.gradient_weight = gradient_weight
 
-    def forward(self, outputs: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
-        """Args: outputs, the 10-tuple of training (or the final logits alone, as in
+    def forward(self, outputs: torch.Tensor | TrainingOutputs, target: torch.Tensor) -> torch.Tensor:
+        """Args: outputs, BiRefNetLite's `TrainingOutputs` (or the final logits alone, as in
         validation), each (B,C,h,w); target (B,C,H,W) in [0,1]."""
         if isinstance(outputs, torch.Tensor):
             return self.pixel.single(outputs, target)
-        if len(outputs) != 10:
-            raise ValueError(f"BiRefNetLoss expects BiRefNetLite's 10 training outputs, got {len(outputs)}")
-        final, sides, predictions, labels = outputs[0], outputs[1:4], outputs[4:7], outputs[7:10]
+        if not isinstance(outputs, TrainingOutputs) or len(outputs.gradient_labels) != len(outputs.sides):
+            raise ValueError("BiRefNetLoss expects BiRefNetLite's TrainingOutputs (sides with gradient "
+                             f"predictions and labels), got {type(outputs).__name__}")
+        final, sides = outputs.logits, outputs.sides
+        predictions, labels = outputs.gradient_predictions, outputs.gradient_labels
         size = target.shape[-2:]
         total = self.pixel.single(final, target)
         if self.side_weight:

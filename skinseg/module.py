@@ -15,24 +15,25 @@ import torch
 from torch import nn
 from torchmetrics import Metric
 
+from skinseg import metrics
 from skinseg.augment.context import VIEW_PREFIX
 from skinseg.checkpoints import read_checkpoint
 from skinseg.errors import MissingFileError, NotAModelError, UsageError
 from skinseg.losses import BceDiceLoss
 from skinseg.models import create_model
+from skinseg.models.outputs import TrainingOutputs, final_logits
 
 
 class SegmentationScores(Metric):
     """Per-image IoU at 0.5, false-positive rate and pixel MAE, overall and per source dataset.
 
-    IoU is the original's mIoU@0.5: prediction sigmoid >= 0.5, ground truth rounded,
-    (intersection + 1e-6) / (union + 1e-6) per image, then the mean over the images whose
-    truth has skin (on a scene without people an IoU is 1 or about 0 and says little).
-    FPR is the share of the truth's non-skin pixels predicted as skin, per image, averaged
-    over all images: on scenes without people (the `negatives` set), the fraction of the
-    image called skin. MAE is pooled over all pixels on the 0-255 scale. All are computed
-    at the network's input resolution (evaluate.py scores full-resolution masks), with the
-    same conventions as `skinseg.metrics`.
+    A torchmetrics wrapper of `skinseg.metrics` (the definitions evaluate.py uses): each
+    image's probabilities become a uint8 mask (0-255) and the truth is scaled to 0-255, then
+    `iou_at_half`, `confusion` -> `false_positive_rate` and `absolute_error` score it. IoU is
+    the mean over the images whose truth has skin (on a scene without people an IoU is 1 or
+    about 0 and says little); FPR is averaged over all images (on scenes without people, the
+    fraction of the image called skin); MAE is pooled over all pixels on the 0-255 scale.
+    Computed at the network's input resolution (evaluate.py scores full-resolution masks).
 
     Args:
         num_datasets: number of dataset ids that `update` may receive.
@@ -53,21 +54,18 @@ class SegmentationScores(Metric):
 
     def update(self, logits: torch.Tensor, target: torch.Tensor, dataset: torch.Tensor) -> None:
         """Args: logits (B,1,H,W); target (B,1,H,W) in [0,1]; dataset (B,) int ids."""
-        logits, target = logits.detach().float(), target.float()
-        prediction, truth = (logits >= 0).flatten(1), (target >= 0.5).flatten(1)
-        intersection = (prediction & truth).sum(1).double()
-        union = (prediction | truth).sum(1).double()
-        skin = truth.any(1).double()
-        iou = (intersection + 1e-6) / (union + 1e-6)
-        false_positives = (prediction & ~truth).sum(1).double()
-        fpr = false_positives / (~truth).sum(1).double().clamp(min=1)
-        abs_error = (torch.sigmoid(logits) - target).abs().flatten(1).sum(1).double() * 255
-        self.iou_sum.index_add_(0, dataset, iou * skin)
-        self.images_with_skin.index_add_(0, dataset, skin)
-        self.fpr_sum.index_add_(0, dataset, fpr)
-        self.images.index_add_(0, dataset, torch.ones_like(iou))
-        self.abs_error_sum.index_add_(0, dataset, abs_error)
-        self.pixels.index_add_(0, dataset, torch.full_like(iou, float(target[0].numel())))
+        predictions = probabilities_to_uint8(torch.sigmoid(logits.detach().float()))
+        truths = probabilities_to_uint8(target.detach().float())
+        for prediction, truth, index in zip(predictions, truths, dataset.tolist(), strict=True):
+            tp, fp, fn, tn = metrics.confusion(prediction, truth)
+            skin = tp + fn > 0
+            if skin:
+                self.iou_sum[index] += metrics.iou_at_half(prediction, truth)
+                self.images_with_skin[index] += 1
+            self.fpr_sum[index] += metrics.false_positive_rate(fp, tn)
+            self.images[index] += 1
+            self.abs_error_sum[index] += metrics.absolute_error(prediction, truth)
+            self.pixels[index] += truth.size
 
     def compute(self) -> dict[str, torch.Tensor]:
         """{"iou", "fpr", "mae"} over everything, and per dataset id "iou/<id>" (where some
@@ -85,6 +83,12 @@ class SegmentationScores(Metric):
                 scores[f"fpr/{index}"] = self.fpr_sum[index] / self.images[index]
                 scores[f"mae/{index}"] = self.abs_error_sum[index] / self.pixels[index]
         return scores
+
+
+def probabilities_to_uint8(probabilities: torch.Tensor) -> list[np.ndarray]:
+    """(B,1,H,W) values in [0,1] -> B uint8 (H,W) masks on the 0-255 scale, as the sessions write them."""
+    scaled = (probabilities.clamp(0, 1) * 255).round().to(torch.uint8)
+    return list(scaled[:, 0].cpu().numpy())
 
 
 def capture_rng_state() -> dict:
@@ -295,13 +299,13 @@ class SkinSegModule(L.LightningModule):
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        """uint8 images (B,3,H,W) -> the network's logits (tuple with side outputs in training)."""
+    def forward(self, images: torch.Tensor) -> torch.Tensor | TrainingOutputs:
+        """uint8 images (B,3,H,W) -> the network's logits (`TrainingOutputs` in training, where it has them)."""
         return self.net(self.preprocess(images))
 
     def _step(self, batch: dict, scores: SegmentationScores, split: str) -> torch.Tensor:
         outputs = self(batch["image"])
-        main = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
+        main = final_logits(outputs)
         # a network split over devices returns its outputs on its first part's device
         target = batch["mask"].to(main.device).float().div_(255)
         loss = self.loss_fn(outputs, target)

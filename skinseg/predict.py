@@ -15,20 +15,18 @@ image failed, 2 for bad arguments.
 from __future__ import annotations
 
 import argparse
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
 
-import numpy as np
 from PIL import Image
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from skinseg.data.io import IMAGE_EXTENSIONS, DataError, read_image, save_png
-from skinseg.errors import SkinsegError, UsageError
-from skinseg.inference.processing import cutout, post_process
+from skinseg.data.io import DataError, list_images, read_image, save_png
+from skinseg.errors import UsageError, add_debug_option, user_command
+from skinseg.inference.factory import create_predictor
+from skinseg.inference.processing import cutout
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -51,6 +49,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="CPU threads for the model (default: the physical cores this process may use)")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo images whose outputs exist (default: keep them, so a rerun resumes)")
+    add_debug_option(parser)
     args = parser.parse_args(argv)
     if args.overlap is None:
         args.overlap = min(64, (args.tile or 0) // 4)
@@ -59,24 +58,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
-def list_images(path: Path) -> list[Path]:
-    """The image itself, or a folder's image files one level deep (`IMAGE_EXTENSIONS`), sorted.
-
-    Raises:
-        UsageError: no such file or folder, or a folder without images.
-    """
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise UsageError(f"input {path}: no such file or folder")
-    images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not images:
-        raise UsageError(f"input {path}: no images ({', '.join(IMAGE_EXTENSIONS)})")
-    return images
-
-
 def check_output_dir(input_path: Path, output_dir: Path) -> None:
-    """Refuses to write into the input's folder, where STEM.png could overwrite an input image."""
+    """Refuses an output path that is a file, or the input's folder (STEM.png could overwrite an input)."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"output folder {output_dir} is a file; choose a folder for the masks")
     input_dir = input_path if input_path.is_dir() else input_path.parent
     if output_dir.resolve() == input_dir.resolve():
         raise UsageError(
@@ -85,92 +70,15 @@ def check_output_dir(input_path: Path, output_dir: Path) -> None:
         )
 
 
-class Model(NamedTuple):
-    """A mask function and what it runs (for progress lines and summaries)."""
-
-    predict: Callable[[np.ndarray], np.ndarray]
-    description: str
-
-
-def make_predictor(
-    model: str | None = None,
-    size: int | None = None,
-    letterbox: bool = False,
-    normalize: str | None = None,
-    postprocess: bool = False,
-    threads: int | None = None,
-    tile: int | None = None,
-    overlap: int = 0,
-    precision: str = "auto",
-) -> Model:
-    """An RGB uint8 (H,W,3) -> uint8 (H,W) mask function for a model (the options of the CLI).
-
-    Args:
-        model: a .onnx file (Session), a .ckpt file (TorchSession), a classical method name,
-            or None: the shipped U²NetP.
-        size, letterbox, normalize, threads, tile, overlap: network options (None: the model's).
-        postprocess: open + Gaussian clean-up.
-        precision: the shipped model's file, "auto", "fp32" or "int8" (see `Session`).
-
-    Raises:
-        UsageError: neither an existing .onnx/.ckpt file nor a classical method name,
-            network options for a classical method, or a precision for another model.
-    """
-    from skinseg.classical import METHODS
-
-    if model is not None and precision != "auto":
-        raise UsageError(f"--precision {precision} picks the shipped model's file; not for --model {model}")
-    options = {"size": size, "resize": "letterbox" if letterbox else None, "postprocess": postprocess}
-    if normalize:
-        options["normalize"] = normalize
-    path = Path(model) if model is not None else None
-    if path is None or (path.suffix == ".onnx" and path.is_file()):
-        from skinseg.inference.session import Session
-
-        try:
-            session = Session(path, threads=threads, precision=precision, **options)
-        except FileNotFoundError as error:  # no shipped model in this copy of the package
-            raise UsageError(str(error)) from None
-        return Model(lambda rgb: session.predict(rgb, tile=tile, overlap=overlap), session.description)
-    if path.suffix == ".ckpt" and path.is_file():
-        import torch
-
-        from skinseg.hardware import default_threads
-        from skinseg.inference.torch_session import TorchSession
-
-        torch.set_num_threads(threads or default_threads())
-        session = TorchSession(path, **options)
-        return Model(lambda rgb: session.predict(rgb, tile=tile, overlap=overlap), str(path))
-    if model in METHODS:
-        from skinseg.classical import create_method
-
-        network_options = {"tile": tile, "size": size, "letterbox": letterbox, "normalize": normalize,
-                           "threads": threads}
-        given = [f"--{flag}" for flag, value in network_options.items() if value]
-        if given:
-            raise UsageError(f"{', '.join(given)}: for .onnx/.ckpt models, not method {model!r}")
-        method = create_method(model)
-        function = (lambda rgb: post_process(method.predict(rgb))) if postprocess else method.predict
-        return Model(function, f"classical method {model}")
-    if path.suffix in (".onnx", ".ckpt"):
-        reason = f"{path}: no such file"
-    else:
-        reason = f"{model!r}: no .onnx/.ckpt file"
-    raise UsageError(f"--model {reason}, and not a classical method; methods: {', '.join(sorted(METHODS))}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
+@user_command
+def main(argv: Sequence[str]) -> int:
     """Runs the command line; returns the exit code (0 ok, 1 some images failed, 2 bad arguments)."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
     console = Console(soft_wrap=True)
-    try:
-        images = list_images(args.input)
-        check_output_dir(args.input, args.output_dir)
-        model = make_predictor(args.model, args.size, args.letterbox, args.normalize, args.postprocess,
-                               args.threads, args.tile, args.overlap, args.precision)
-    except SkinsegError as error:  # a bad argument, or a model file the sessions cannot read
-        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
-        return 2
+    images = list_images(args.input)
+    check_output_dir(args.input, args.output_dir)
+    model = create_predictor(args.model, args.size, args.letterbox, args.normalize, args.postprocess,
+                           args.threads, args.tile, args.overlap, args.precision)
     console.print(f"model: {escape(model.description)}", highlight=False)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     written = failed = kept = 0

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from skinseg.errors import OutputExistsError, UsageError
+from skinseg.files import atomic_path, remove_stale_temporaries
 from skinseg.hardware import AUTO, PrecisionChoice, cpu_info, default_threads, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -33,17 +34,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            with open(temporary, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        with atomic_path(path) as temporary, open(temporary, "wb") as file:
+            torch.save(checkpoint, file)
+            file.flush()
+            os.fsync(file.fileno())
 
 
 class LastCheckpoint(Checkpoint):
@@ -85,9 +79,15 @@ def instantiate_list(configs: DictConfig | None) -> list:
     return [instantiate(config, _convert_="all") for config in configs.values() if config and "_target_" in config]
 
 
-def check_output_dir(output_dir: str | os.PathLike) -> None:
-    """Refuses an output folder that already holds an earlier run's checkpoints."""
+def check_output_dir(output_dir: str | os.PathLike, resume_from: str | os.PathLike | None = None) -> None:
+    """Refuses an output folder that already holds an earlier run's checkpoints.
+
+    Temporary checkpoint files of killed runs (here and beside `resume_from`) are removed first.
+    """
     checkpoints = Path(output_dir) / "checkpoints"
+    for folder in {checkpoints, *([Path(resume_from).parent] if resume_from else [])}:
+        for path in remove_stale_temporaries(folder):
+            log.info("removed %s, a partial checkpoint of a killed run", path)
     if checkpoints.is_dir() and any(checkpoints.iterdir()):
         raise OutputExistsError(
             f"{checkpoints} already holds checkpoints of an earlier run; choose another "
@@ -154,7 +154,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     if rank_zero_only.rank == 0:
-        check_output_dir(cfg.paths.output_dir)
+        check_output_dir(cfg.paths.output_dir, cfg.get("ckpt_path"))
     hardware = resolve_hardware(cfg)
 
     datamodule = instantiate(cfg.data, _convert_="all")

@@ -121,3 +121,14 @@ def public_dataset(name: str) -> Path:
     if not (path / "images").is_dir():
         pytest.skip(f"public dataset {name} not found under {PUBLIC_DATA}")
     return path
+
+
+def exit_2_message(main, argv: list[str], capsys) -> str:
+    """Runs a command's `main(argv)`, checks that it stops with exit code 2 and no traceback; returns stderr."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    return captured.err

@@ -8,8 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
+from skinseg.augment import materialise as offline
+from skinseg.augment import ops
+from skinseg.augment import transforms as variants
 from skinseg.data import FolderIndex
-from skinseg.data import augment as aug
 from skinseg.data.transforms import build_transform
 
 from .conftest import write_pair
@@ -35,15 +37,15 @@ def hsv(image: np.ndarray) -> np.ndarray:
 
 
 def test_there_are_26_named_variants_in_six_families():
-    assert len(aug.VARIANTS) == len(set(aug.VARIANTS)) == 26
-    prefixes = [name.rstrip("0123456789_") for name in aug.VARIANTS]
+    assert len(variants.VARIANTS) == len(set(variants.VARIANTS)) == 26
+    prefixes = [name.rstrip("0123456789_") for name in variants.VARIANTS]
     assert [prefixes.count(p) for p in ("hue", "desat", "sat", "sepia")] == [6, 3, 2, 8]
-    assert sum(name.startswith("contrast") for name in aug.VARIANTS) == 5
-    assert aug.VARIANTS[-2:] == ("lattice_full", "lattice_partial")
+    assert sum(name.startswith("contrast") for name in variants.VARIANTS) == 5
+    assert variants.VARIANTS[-2:] == ("lattice_full", "lattice_partial")
 
 
 def test_hue_rotation_keeps_saturation_and_value(colourful):
-    before, after = hsv(colourful), hsv(aug.rotate_hue(colourful, 60))
+    before, after = hsv(colourful), hsv(ops.rotate_hue(colourful, 60))
     assert np.abs(after[..., 1:] - before[..., 1:]).mean() < 1.5
     hue_shift = (after[..., 0] - before[..., 0]) % 180
     assert np.median(hue_shift) == 30  # 60° in OpenCV's 2° units
@@ -52,46 +54,46 @@ def test_hue_rotation_keeps_saturation_and_value(colourful):
 def test_six_hue_steps_return_the_start(colourful):
     image = colourful
     for _ in range(6):
-        image = aug.rotate_hue(image, 60)
+        image = ops.rotate_hue(image, 60)
     assert np.abs(image.astype(int) - colourful).mean() < 2.0
 
 
 def test_desaturation_to_zero_is_grey(colourful):
-    grey = aug.scale_saturation(colourful, 0.0)
+    grey = ops.scale_saturation(colourful, 0.0)
     assert (grey[..., 0] == grey[..., 1]).all() and (grey[..., 1] == grey[..., 2]).all()
-    half = hsv(aug.scale_saturation(colourful, 0.5))[..., 1]
+    half = hsv(ops.scale_saturation(colourful, 0.5))[..., 1]
     assert np.abs(half - hsv(colourful)[..., 1] * 0.5).max() <= 2
-    boosted = hsv(aug.scale_saturation(colourful, 1.5))[..., 1]
+    boosted = hsv(ops.scale_saturation(colourful, 1.5))[..., 1]
     assert boosted.max() <= 255 and boosted.mean() > hsv(colourful)[..., 1].mean() * 1.3
 
 
 def test_contrast_brightness_formula(colourful):
-    out = aug.contrast_brightness(colourful, 1.5, 5)
+    out = ops.contrast_brightness(colourful, 1.5, 5)
     expected = np.clip(np.rint(colourful * 1.5 + 5), 0, 255)
     assert np.abs(out.astype(int) - expected).max() <= 1
 
 
 def test_sepia_matrices():
-    np.testing.assert_allclose(aug.sepia_matrix(0.0), np.eye(3), atol=1e-7)
-    np.testing.assert_allclose(aug.sepia_matrix(1.75)[0], [-0.062, 1.346, 0.331], atol=1e-3)
-    assert aug.sepia_matrix(0.0, original_bug=True)[2, 0] == pytest.approx(-0.077)
-    assert aug.sepia_matrix(1.0, original_bug=True)[2, 0] == pytest.approx(0.272)
+    np.testing.assert_allclose(ops.sepia_matrix(0.0), np.eye(3), atol=1e-7)
+    np.testing.assert_allclose(ops.sepia_matrix(1.75)[0], [-0.062, 1.346, 0.331], atol=1e-3)
+    assert ops.sepia_matrix(0.0, original_bug=True)[2, 0] == pytest.approx(-0.077)
+    assert ops.sepia_matrix(1.0, original_bug=True)[2, 0] == pytest.approx(0.272)
 
 
 def test_sepia_identity_warm_and_bluish(colourful):
-    np.testing.assert_array_equal(aug.sepia(colourful, 0.0), colourful)
+    np.testing.assert_array_equal(ops.sepia(colourful, 0.0), colourful)
     grey = np.full((4, 4, 3), 100, np.uint8)
-    warm = aug.sepia(grey, 1.0)[0, 0].astype(int)
-    bluish = aug.sepia(grey, 1.0, variant="bgr")[0, 0].astype(int)
+    warm = ops.sepia(grey, 1.0)[0, 0].astype(int)
+    bluish = ops.sepia(grey, 1.0, variant="bgr")[0, 0].astype(int)
     assert warm[0] > warm[1] > warm[2]  # red > green > blue
     assert bluish[2] > bluish[1] > bluish[0]  # the original's swapped channels
     with pytest.raises(ValueError, match="sepia variant"):
-        aug.sepia(grey, 1.0, variant="lab")
+        ops.sepia(grey, 1.0, variant="lab")
 
 
-@pytest.mark.parametrize("name", [n for n in aug.VARIANTS if not n.startswith("lattice")])
+@pytest.mark.parametrize("name", [n for n in variants.VARIANTS if not n.startswith("lattice")])
 def test_colour_variants_leave_the_mask_unchanged(name, colourful, blob_mask):
-    image, mask = aug.apply_variant(name, colourful, blob_mask, seed=0)
+    image, mask = variants.apply_variant(name, colourful, blob_mask, seed=0)
     np.testing.assert_array_equal(mask, blob_mask)
     assert image.shape == colourful.shape and image.dtype == np.uint8
 
@@ -99,7 +101,7 @@ def test_colour_variants_leave_the_mask_unchanged(name, colourful, blob_mask):
 @pytest.mark.parametrize("name", ["lattice_full", "lattice_partial"])
 def test_lattice_lies_on_skin_only_and_leaves_the_mask(name, blob_mask):
     image = np.full((48, 64, 3), 200, np.uint8)
-    out_image, out_mask = aug.apply_variant(name, image, blob_mask, seed=3)
+    out_image, out_mask = variants.apply_variant(name, image, blob_mask, seed=3)
     changed = (out_image != image).any(axis=-1)
     assert changed.any()
     assert (blob_mask[changed] > 0).all(), "lines only where the mask is skin"
@@ -112,19 +114,19 @@ def test_lattice_lies_on_skin_only_and_leaves_the_mask(name, blob_mask):
 
 def test_variants_are_deterministic_for_a_seed(blob_mask):
     image = np.full((48, 64, 3), 180, np.uint8)
-    first = aug.apply_variant("lattice_full", image, blob_mask, seed=7)
-    again = aug.apply_variant("lattice_full", image, blob_mask, seed=7)
-    other = aug.apply_variant("lattice_full", image, blob_mask, seed=8)
+    first = variants.apply_variant("lattice_full", image, blob_mask, seed=7)
+    again = variants.apply_variant("lattice_full", image, blob_mask, seed=7)
+    other = variants.apply_variant("lattice_full", image, blob_mask, seed=8)
     np.testing.assert_array_equal(first[1], again[1])
     assert (first[1] != other[1]).any()
     with pytest.raises(KeyError, match="valid names"):
-        aug.apply_variant("posterize", image, blob_mask, seed=0)
+        variants.apply_variant("posterize", image, blob_mask, seed=0)
 
 
 def test_lattice_can_scale_with_the_image():
     def cells(side: int, reference: int | None) -> int:
         """Number of lattice cells on an all-skin image of side x side."""
-        transform = aug.LatticeOcclusion(reference_size=reference)
+        transform = variants.LatticeOcclusion(reference_size=reference)
         transform.set_random_seed(0)
         mask = np.full((side, side), 255, np.uint8)
         out = transform(image=np.zeros((side, side, 3), np.uint8), mask=mask)["mask"]
@@ -170,7 +172,7 @@ def test_materialise_writes_26_per_pair_and_resumes(tmp_path):
         write_pair(source, f"p{index}", size=(30, 40), seed=index)
     (source / "splits.json").write_text(json.dumps({"train": ["p0", "p1", "p2"], "val": []}))
     destination = tmp_path / "dst"
-    report = aug.materialise(source, destination, workers=2, progress=False)
+    report = offline.materialise(source, destination, workers=2, progress=False)
     assert (report.written, report.skipped, report.failed) == (78, 0, {})
     outputs = sorted(p.name for p in (destination / "images").glob("*.png"))
     assert len(outputs) == 78 and "p0__hue060.png" in outputs and "p2__lattice_partial.png" in outputs
@@ -178,7 +180,7 @@ def test_materialise_writes_26_per_pair_and_resumes(tmp_path):
     assert len(json.loads((destination / "splits.json").read_text())["train"]) == 78
     assert len(FolderIndex(destination).split("train")) == 78  # a folder dataset like any other
     stamps = {p: p.stat().st_mtime_ns for p in destination.rglob("*.png")}
-    again = aug.materialise(source, destination, workers=1, progress=False)
+    again = offline.materialise(source, destination, workers=1, progress=False)
     assert (again.written, again.skipped) == (0, 78)
     assert {p: p.stat().st_mtime_ns for p in destination.rglob("*.png")} == stamps
     assert sorted(p.name for p in (source / "images").iterdir()) == ["p0.png", "p1.png", "p2.png"]
@@ -190,20 +192,35 @@ def test_materialise_skips_corrupt_pairs_and_val_images(tmp_path):
         write_pair(source, f"p{index}", seed=index)
     (source / "images" / "p1.png").write_bytes(b"broken")
     (source / "splits.json").write_text(json.dumps({"train": ["p0", "p1"], "val": ["p2"]}))
-    report = aug.materialise(source, tmp_path / "dst", workers=1, progress=False)
+    report = offline.materialise(source, tmp_path / "dst", workers=1, progress=False)
     assert report.written == 26 and list(report.failed) == ["p1"] and "p1.png" in report.failed["p1"]
     assert not list((tmp_path / "dst" / "images").glob("p2__*"))
     with pytest.raises(ValueError, match="is the source folder"):
-        aug.materialise(source, source, progress=False)
+        offline.materialise(source, source, progress=False)
+
+
+def test_materialise_into_an_existing_dataset_keeps_its_files_and_splits(tmp_path, folder_dataset):
+    """Writing the variants into a dataset merges them into its splits; none of its pairs is lost."""
+    source = tmp_path / "src"
+    write_pair(source, "only", size=(30, 40))
+    before = json.loads((folder_dataset / "splits.json").read_text())
+    files = {path: path.read_bytes() for path in folder_dataset.rglob("*.png")}
+    offline.materialise(source, folder_dataset, workers=1, progress=False)
+    after = json.loads((folder_dataset / "splits.json").read_text())
+    assert after["val"] == before["val"] and set(before["train"]) <= set(after["train"])
+    assert len(after["train"]) == len(before["train"]) + 26
+    assert all(path.read_bytes() == content for path, content in files.items())
+    index = FolderIndex(folder_dataset)
+    assert len(index.split("val")) == 2 and len(index.split("train")) == 8 + 26
 
 
 def test_cli_and_gallery(tmp_path, capsys):
     source = tmp_path / "src"
     write_pair(source, "only", size=(40, 60))
-    assert aug.main([str(source), str(tmp_path / "dst"), "--workers", "1"]) == 0
+    assert offline.main([str(source), str(tmp_path / "dst"), "--workers", "1"]) == 0
     assert "26 variants written" in capsys.readouterr().out
     out = tmp_path / "gallery.png"
-    assert aug.main(["--gallery", str(source / "images" / "only.png"), str(source / "masks" / "only.png"),
+    assert offline.main(["--gallery", str(source / "images" / "only.png"), str(source / "masks" / "only.png"),
                      str(out)]) == 0
     image = cv2.imread(str(out))
     assert image is not None and image.shape[0] > 300 and image.shape[1] > 600

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from skinseg.bench import train as bench_train
 
+from .conftest import exit_2_message
+
 
 def test_training_benchmark_smoke(tmp_path, capsys, cache_dir):
     from skinseg.hardware import cpu_info, resolve_precision
@@ -78,8 +80,6 @@ def test_generalisation_study_trains_without_the_holdout_and_scores_it(tmp_path,
     """Two recipes on two tiny datasets: trained once, reused on the second call, scored on the held-out set."""
     import json
 
-    import pytest
-
     from skinseg.bench import generalisation
 
     from .conftest import write_dataset
@@ -106,9 +106,9 @@ def test_generalisation_study_trains_without_the_holdout_and_scores_it(tmp_path,
     stamp = (tmp_path / "runs" / "unseen" / "plain" / "finished.json").stat().st_mtime_ns
     generalisation.main(argv)  # reused, not retrained
     assert (tmp_path / "runs" / "unseen" / "plain" / "finished.json").stat().st_mtime_ns == stamp
-    with pytest.raises(FileExistsError, match="other overrides"):
-        generalisation.main([*argv[:argv.index("--recipe")], "--recipe", "plain", "data.augment=seed26",
-                             *argv[argv.index("--methods"):]])
+    error = exit_2_message(generalisation.main, [*argv[:argv.index("--recipe")], "--recipe", "plain",
+                                                 "data.augment=seed26", *argv[argv.index("--methods"):]], capsys)
+    assert "other overrides" in error
 
 
 def test_scenes_study_trains_with_and_without_ccp_and_scores_scenes_and_views(tmp_path, capsys, cache_dir):
@@ -160,3 +160,20 @@ def test_scenes_study_trains_with_and_without_ccp_and_scores_scenes_and_views(tm
     assert any(item.startswith("data.datasets=[") and "ccp" not in item for item in held_out["overrides"])
     views = sorted(path.name for path in (cache_dir / "views").iterdir())
     assert views == ["dark_tone-2", "skin_wall-2", "small_people-2", "zoom_out-2"]
+
+
+def test_resize_benchmark_scores_both_interpolations(folder_dataset, tmp_path, capsys):
+    import csv
+    import math
+
+    from skinseg.bench import resize as bench_resize
+
+    bench_resize.main(["--data", str(folder_dataset.parent), "--datasets", folder_dataset.name, "--images", "2",
+                       "--out", str(tmp_path)])
+    assert "input interpolation" in capsys.readouterr().out
+    rows = list(csv.reader((tmp_path / "resize.csv").open()))
+    assert rows[0][:4] == ["dataset", "images", "mIoU@0.5 lanczos", "mIoU@0.5 area"] and len(rows) == 2
+    figures = [float(value) for value in rows[1][2:]]
+    assert all(math.isfinite(value) for value in figures) and all(0 <= value <= 1 for value in figures[:4])
+    error = exit_2_message(bench_resize.main, ["--data", str(tmp_path / "nowhere")], capsys)
+    assert "no such folder" in error

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from skinseg.models.birefnet_lite import BiRefNetLite, image_tiles
+from skinseg.models.outputs import TrainingOutputs
 from skinseg.models.swin import SwinTransformer
 
 from .test_models import TINY as MODEL_TINY
@@ -29,8 +30,8 @@ def tiny(**kwargs) -> BiRefNetLite:
     return BiRefNetLite(**TINY, **kwargs)
 
 
-def training_loss(outputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    return sum(o.float().square().mean() for o in outputs)
+def training_loss(outputs: TrainingOutputs) -> torch.Tensor:
+    return sum(o.float().square().mean() for o in outputs.tensors())
 
 
 def test_full_size_parameter_count_matches_original():
@@ -71,11 +72,11 @@ def test_forward_shapes_and_backward_reach_every_parameter(size):
 
     model.train()
     outputs = model(x)
-    assert isinstance(outputs, tuple) and len(outputs) == 10
+    assert isinstance(outputs, TrainingOutputs) and len(outputs.tensors()) == 10
     H, W = size
     sides = [(-(-H // s), -(-W // s)) for s in (32, 16, 8)]
-    assert [o.shape[-2:] for o in outputs] == [size, *sides, *sides, size, size, size]
-    assert all(o.shape[:2] == (2, 1) and torch.isfinite(o).all() for o in outputs)
+    assert [o.shape[-2:] for o in outputs.tensors()] == [size, *sides, *sides, size, size, size]
+    assert all(o.shape[:2] == (2, 1) and torch.isfinite(o).all() for o in outputs.tensors())
     training_loss(outputs).backward()
     missing = [name for name, p in model.named_parameters() if p.grad is None]
     assert not missing, missing
@@ -88,8 +89,8 @@ def test_eval_output_is_the_first_training_output():
         eval_out = model(x)
         model.training = True  # the top module only: layers keep eval-mode statistics
         train_out = model(x)
-    assert isinstance(train_out, tuple) and len(train_out) == 10
-    torch.testing.assert_close(train_out[0], eval_out)
+    assert isinstance(train_out, TrainingOutputs) and len(train_out.sides) == 3
+    torch.testing.assert_close(train_out.logits, eval_out)
 
 
 def test_cpu_device_map_equals_the_unsplit_model_exactly():
@@ -104,7 +105,7 @@ def test_cpu_device_map_equals_the_unsplit_model_exactly():
     torch.manual_seed(1)
     expected = model(x)
     torch.manual_seed(1)
-    for got, want in zip(split(x), expected, strict=True):
+    for got, want in zip(split(x).tensors(), expected.tensors(), strict=True):
         assert torch.equal(got, want)
 
 
@@ -123,7 +124,7 @@ def test_per_stage_bf16_autocast_runs(decoder_dtype):
     )
     model.place().train()
     outputs = model(torch.rand(2, 3, 64, 64))
-    assert all(o.dtype == torch.float32 and torch.isfinite(o).all() for o in outputs)
+    assert all(o.dtype == torch.float32 and torch.isfinite(o).all() for o in outputs.tensors())
     training_loss(outputs).backward()
     assert all(p.grad is not None for p in model.parameters())
     model.eval()

@@ -97,3 +97,30 @@ def test_public_data_holds_the_scenes_sets(cfg_factory):
 def test_data_size_follows_the_model(cfg_factory):
     assert cfg_factory(["model=dlmv", "data=public"]).data.image_size == 256
     assert cfg_factory(["model=u2netp", "data=public"]).data.image_size == 320
+
+
+def test_the_installed_commands_find_the_packaged_configs():
+    """`skinseg-train` / `skinseg-evaluate` compose from the package (`pkg://skinseg.configs`), which is
+    the repository's configs/; [project.scripts] names callables that exist."""
+    import importlib
+    import importlib.resources
+    import tomllib
+
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from .conftest import ROOT
+
+    packaged = importlib.resources.files("skinseg.configs")
+    assert sorted(p.name for p in packaged.joinpath("model").iterdir() if p.name.endswith(".yaml")) == [
+        f"{name}.yaml" for name in options("model")]
+    GlobalHydra.instance().clear()
+    with initialize_config_module("skinseg.configs", version_base="1.3"):
+        assert compose("train", overrides=["model=dlmv"]).model.net.name == "dlmv"
+        assert compose("evaluate").split == "val"
+    GlobalHydra.instance().clear()
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert set(scripts) == {"skinseg-train", "skinseg-evaluate", "skinseg-export", "skinseg-predict"}
+    for target in scripts.values():
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function))

@@ -9,13 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
+from skinseg.augment.scenes import paste_skin
 from skinseg.data import DataError, FolderIndex, SkinDataModule, read_image, read_mask
-from skinseg.data.datamodule import paste_skin
 from skinseg.data import folder as folder_module
 from skinseg.data.transforms import build_transform
 
 from .conftest import public_dataset, write_pair
-
 
 # --- reading ---------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 from skinseg.checkpoints import load_network
 from skinseg.errors import (
+    DataError,
     NotAModelError,
     OutputExistsError,
     SkinsegError,
@@ -23,7 +24,7 @@ from skinseg.errors import (
 )
 from skinseg.predict import main as predict_main
 
-from .conftest import FP32, ROOT
+from .conftest import FP32, ROOT, exit_2_message
 
 
 def run_entry_point(script: str, args: list[str], cache_dir, **env) -> subprocess.CompletedProcess:
@@ -119,9 +120,8 @@ def test_predict_with_bad_model_files(tmp_path, capsys):
     broken.write_bytes(b"not a protobuf at all")
     for model, message in ((paths["text"], "not a skinseg checkpoint"), (paths["truncated"], "not a skinseg checkpoint"),
                            (broken, "not an ONNX model ONNX Runtime can load: " + str(broken))):
-        assert predict_main([str(tmp_path / "photo.png"), str(tmp_path / "out"), "--model", str(model)]) == 2
-        output = capsys.readouterr().out
-        assert message in output and "Traceback" not in output
+        argv = [str(tmp_path / "photo.png"), str(tmp_path / "out"), "--model", str(model)]
+        assert message in exit_2_message(predict_main, argv, capsys)
     assert not (tmp_path / "out").exists()  # nothing written
 
 
@@ -129,3 +129,83 @@ def test_every_user_error_type_is_a_skinseg_error():
     from skinseg.data.io import DataError
 
     assert issubclass(DataError, SkinsegError) and issubclass(DataError, ValueError)
+
+
+def test_an_image_over_the_pixel_limit_is_a_named_per_file_error(tmp_path, monkeypatch, capsys):
+    """Too many pixels: named before decoding; predict skips that file and does the others."""
+    from skinseg.data.io import MAX_PIXELS_VARIABLE, read_image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.full((60, 80, 3), 120, np.uint8)).save(photos / "big.png")
+    Image.fromarray(np.full((20, 30, 3), 120, np.uint8)).save(photos / "small.png")
+    monkeypatch.setenv(MAX_PIXELS_VARIABLE, "1000")
+    with pytest.raises(DataError, match=r"big.png: 80x60 = 4,800 pixels, over the limit of 1,000; .*SKINSEG_MAX_PIXELS"):
+        read_image(photos / "big.png")
+    assert predict_main([str(photos), str(tmp_path / "out"), "--model", "ycbcr"]) == 1
+    output = capsys.readouterr().out
+    assert "skipped:" in output and "big.png" in output and "1 written" in output
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["small.png"]
+    monkeypatch.setenv(MAX_PIXELS_VARIABLE, str(300_000_000))  # raised above PIL's own limit
+    assert read_image(photos / "big.png").shape == (60, 80, 3)
+
+
+def test_predict_output_that_is_a_file_and_a_folder_named_like_an_image(tmp_path, capsys):
+    from skinseg.data.io import read_image
+
+    Image.fromarray(np.full((20, 30, 3), 120, np.uint8)).save(tmp_path / "photo.png")
+    taken = tmp_path / "masks"
+    taken.write_text("keep me")
+    error = exit_2_message(predict_main, [str(tmp_path / "photo.png"), str(taken), "--model", "ycbcr"], capsys)
+    assert "output folder" in error and taken.read_text() == "keep me"
+    (tmp_path / "x.jpg").mkdir()
+    with pytest.raises(DataError, match="x.jpg: is a folder, not an image file"):
+        read_image(tmp_path / "x.jpg")
+
+
+def test_export_help_lists_its_commands(capsys):
+    from skinseg.export.cli import main as export_main
+
+    with pytest.raises(SystemExit) as stopped:
+        export_main(["--help"])
+    text = capsys.readouterr().out
+    assert stopped.value.code == 0 and all(command in text for command in ("export", "ship", "flops"))
+
+
+@pytest.mark.parametrize("command", [[], ["export"], ["ship"]])
+def test_export_commands_name_a_file_that_is_not_a_checkpoint(command, tmp_path, capsys):
+    from skinseg.export.cli import main as export_main
+
+    text_file = bad_checkpoints(tmp_path / "ckpts")["text"]
+    out = tmp_path / "out"
+    error = exit_2_message(export_main, [*command, "--ckpt", str(text_file), "--out", str(out)], capsys)
+    assert error.startswith(f"error: not a skinseg checkpoint: {text_file}") and error.count("\n") == 1
+    assert not out.exists() or not any(out.iterdir())
+    with pytest.raises(NotAModelError):  # --debug: the traceback
+        export_main([*command, "--ckpt", str(text_file), "--out", str(out), "--debug"])
+
+
+def test_augment_into_its_source_and_a_missing_source(folder_dataset, tmp_path, capsys):
+    from skinseg.augment.materialise import main as augment_main
+
+    before = sorted(path.name for path in (folder_dataset / "images").iterdir())
+    error = exit_2_message(augment_main, [str(folder_dataset), str(folder_dataset)], capsys)
+    assert "is the source folder; choose another folder" in error
+    assert sorted(path.name for path in (folder_dataset / "images").iterdir()) == before
+    error = exit_2_message(augment_main, [str(tmp_path / "nowhere"), str(tmp_path / "out")], capsys)
+    assert "nowhere: expected images/ and masks/ folders" in error and not (tmp_path / "out").exists()
+
+
+def test_figures_and_benches_end_user_errors_in_one_line(tmp_path, capsys):
+    from skinseg.bench.generalisation import main as generalisation_main
+    from skinseg.figures.__main__ import main as figures_main
+
+    error = exit_2_message(figures_main, ["compare", str(tmp_path / "none.png"), "--models", "hsv",
+                                          "--out", str(tmp_path / "grid.gif")], capsys)
+    assert "use a .jpg or .png file name" in error
+    unfinished = tmp_path / "runs" / "scenes" / "flips_only"
+    unfinished.mkdir(parents=True)
+    error = exit_2_message(generalisation_main, ["--scenes", "--data", str(tmp_path), "--runs-dir",
+                                                 str(tmp_path / "runs"), "--recipe", "flips only", "data.augment=none"],
+                           capsys)
+    assert f"{unfinished} holds an unfinished run" in error

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
+from skinseg.errors import UsageError
 from skinseg.evaluation import checkpoint_entries, classical_entries, run
 from skinseg.training import train
 
@@ -105,3 +107,39 @@ def test_scenes_without_skin_are_scored_by_their_fpr(eval_cfg, tmp_path, folder_
     table = (tmp_path / "results" / "results.md").read_text()
     row = next(line for line in table.split("## scenes")[1].splitlines() if line.startswith("| ycbcr |"))
     assert row.split(" | ").count("–") == 4 and f"| {scenes['fpr']:.4f} |" in row
+
+
+def test_a_corrupt_cached_prediction_is_recomputed(eval_cfg, cache_dir):
+    first = run(eval_cfg(["methods=[hsv]"]))
+    torn = sorted((cache_dir / "predictions").glob("hsv-*/demo/*.png"))[0]
+    torn.write_bytes(b"\x89PNG\r\n\x1a\n torn")
+    (torn.parent / "scores.json").unlink()
+    again = run(eval_cfg(["methods=[hsv]"]))
+    assert again["tables"]["demo"]["hsv"]["miou"] == pytest.approx(first["tables"]["demo"]["hsv"]["miou"])
+    assert torn.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and len(torn.read_bytes()) > 50
+
+
+def test_checkpoint_predictions_are_keyed_by_content_not_size_and_time(tmp_path):
+    first, second = tmp_path / "a" / "best.ckpt", tmp_path / "b" / "best.ckpt"
+    for path, content in ((first, b"weights A"), (second, b"weights B")):
+        path.parent.mkdir()
+        path.write_bytes(content)
+    stamp = first.stat().st_mtime_ns
+    os.utime(second, ns=(stamp, stamp))  # same size, same time: a stamp could not tell them apart
+    key_a, key_b = (entry.settings for entry in checkpoint_entries([str(first), str(second)]))
+    assert key_a != key_b
+    second.write_bytes(b"weights A")
+    assert checkpoint_entries([str(second)])[0].settings == key_a
+
+
+def test_an_exported_onnx_model_is_a_row_like_a_checkpoint(eval_cfg, tmp_path):
+    """evaluate.py scores .onnx files through the same predictor factory as predict."""
+    from skinseg.inference.session import DEFAULT_MODEL_DIR
+
+    shipped = DEFAULT_MODEL_DIR / "u2netp_skin.int8.onnx"
+    out = run(eval_cfg(["methods=[hsv]", f"checkpoints=[{shipped}]"]))
+    label = "u2netp_skin.int8"  # a file outside a run's checkpoints/: its stem
+    assert set(out["tables"]["demo"]) == {"hsv", label}
+    assert 0 <= out["tables"]["demo"][label]["miou50"] <= 1
+    with pytest.raises(UsageError, match="give .ckpt or .onnx files"):
+        checkpoint_entries([str(DEFAULT_MODEL_DIR / "MODEL_CARD.md")])

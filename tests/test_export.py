@@ -18,6 +18,7 @@ from skinseg.models import create_model
 from skinseg.models.birefnet_lite import DeformableConv2d
 from skinseg.training import train
 
+from .conftest import exit_2_message
 from .test_train import TINY_BIREFNET_SPLIT
 
 TINY = {
@@ -72,6 +73,22 @@ def test_birefnet_export_refuses_int8_before_writing_anything(checkpoints, tmp_p
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("tolerance", ["PARITY_TOLERANCE", "INT8_PARITY_TOLERANCE"])
+def test_a_failed_check_leaves_the_output_folder_as_it_was(checkpoints, tmp_path, monkeypatch, tolerance):
+    """Staged export: files are checked in a temporary folder and moved into place only when all pass."""
+    from skinseg.errors import CheckFailedError
+    from skinseg.export import checkpoint as export_module
+
+    (tmp_path / "notes.txt").write_text("mine")
+    monkeypatch.setattr(export_module, tolerance, -1.0)
+    with pytest.raises(CheckFailedError, match="not written"):
+        export_checkpoint(checkpoints["u2netp"], tmp_path, engines=["qnnpack"], eval_images=0)
+    assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]  # no file, no temporary folder
+    monkeypatch.undo()
+    card = export_checkpoint(checkpoints["u2netp"], tmp_path, engines=["qnnpack"], eval_images=0)  # a rerun works
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["notes.txt", "u2netp.json", *card["files"]])
+
+
 def test_birefnet_sessions_letterbox_at_the_export_size(checkpoints, tmp_path):
     """ONNX Runtime and PyTorch sessions of a split-trained BiRefNet_lite agree on a non-square
     photo: letterboxed to the fixed 64x64 graph, mask back at the photo's size."""
@@ -90,14 +107,14 @@ def test_birefnet_sessions_letterbox_at_the_export_size(checkpoints, tmp_path):
 def test_cli_and_missing_checkpoint(checkpoints, tmp_path, capsys):
     assert export_main(["--ckpt", checkpoints["u2netp"], "--out", str(tmp_path), "--name", "small"]) == 0
     assert "max |Δp|" in capsys.readouterr().out and (tmp_path / "small.onnx").is_file()
-    assert export_main(["--ckpt", str(tmp_path / "nope.ckpt")]) == 2
-    assert "nope.ckpt: no such file" in capsys.readouterr().out
+    error = exit_2_message(export_main, ["--ckpt", str(tmp_path / "nope.ckpt")], capsys)
+    assert "nope.ckpt: no such file" in error
 
 
 def test_cli_defaults_to_the_newest_best_checkpoint_under_logs(checkpoints, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert export_main([]) == 2
-    assert "no best-*.ckpt under logs/" in capsys.readouterr().out
+    error = exit_2_message(export_main, [], capsys)
+    assert "no best-*.ckpt under logs/" in error
     run = tmp_path / "logs" / "train" / "runs" / "r1" / "checkpoints"
     run.mkdir(parents=True)
     (run / "best-epoch000-iou0.5.ckpt").write_bytes(Path(checkpoints["u2netp"]).read_bytes())
@@ -127,9 +144,9 @@ def test_ship_writes_the_package_model_and_refuses_a_stray_int8(checkpoints, tmp
     assert Session(out / "u2netp_skin.int8.onnx").predict(np.zeros((30, 40, 3), np.uint8)).shape == (30, 40)
 
     before = {path.name: path.read_bytes() for path in out.iterdir()}
-    assert export_main(argv) == 2 and "--overwrite" in capsys.readouterr().out
+    assert "--overwrite" in exit_2_message(export_main, argv, capsys)
     monkeypatch.setattr(ship, "INT8_FLOAT_TOLERANCE", -1.0)
-    assert export_main([*argv, "--overwrite"]) == 2 and "not shipped" in capsys.readouterr().out
+    assert "not shipped" in exit_2_message(export_main, [*argv, "--overwrite"], capsys)
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # nothing lost
 
 

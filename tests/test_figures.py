@@ -11,6 +11,8 @@ from skinseg.figures.__main__ import main as figures_main
 from skinseg.figures.compare import compare_figure, error_map, magenta_overlay
 from skinseg.figures.stats import FIGURES, gaussian_ellipse, method_regions, plane_picture, sample_pixels
 
+from .conftest import exit_2_message
+
 
 def test_pixels_are_sampled_with_their_mask_labels(folder_dataset):
     sample = sample_pixels([folder_dataset], pixels_per_image=500, workers=2)
@@ -27,11 +29,11 @@ def test_stats_cli_writes_the_four_figures_and_keeps_them(folder_dataset, tmp_pa
     assert "10 images, 2,000 pixels" in capsys.readouterr().out
     stamps = {name: (out / name).stat().st_mtime_ns for name in FIGURES}
     assert all(Image.open(out / name).size[0] > 500 for name in FIGURES)
-    assert figures_main(["stats", str(folder_dataset), "--out", str(out)]) == 2
-    assert "already exist" in capsys.readouterr().out
+    error = exit_2_message(figures_main, ["stats", str(folder_dataset), "--out", str(out)], capsys)
+    assert "already exist" in error
     assert stamps == {name: (out / name).stat().st_mtime_ns for name in FIGURES}
-    assert figures_main(["stats", str(tmp_path / "nowhere"), "--out", str(tmp_path / "other")]) == 2
-    assert "expected a dataset folder with images/ and masks/" in capsys.readouterr().out
+    error = exit_2_message(figures_main, ["stats", str(tmp_path / "nowhere"), "--out", str(tmp_path / "other")], capsys)
+    assert "expected a dataset folder with images/ and masks/" in error
 
 
 def test_cbcr_plane_pictures_have_the_stated_luma_inside_and_black_outside():
@@ -92,7 +94,7 @@ def test_compare_cli_with_classical_methods(folder_dataset, tmp_path, capsys):
     image = folder_dataset / "images" / "img00.png"
     assert figures_main(["compare", str(image), "--models", "ycbcr", "hsv", "--out", str(out), "--side", "64"]) == 0
     assert "img00: ycbcr 0." in capsys.readouterr().out and out.is_file()
-    assert figures_main(["compare", str(image), "--models", "ycbcr", "--out", str(out)]) == 2
-    assert "already exists" in capsys.readouterr().out
-    assert figures_main(["compare", str(image), "--models", "u3net", "--out", str(tmp_path / "x.jpg")]) == 2
-    assert "not a classical method" in capsys.readouterr().out
+    error = exit_2_message(figures_main, ["compare", str(image), "--models", "ycbcr", "--out", str(out)], capsys)
+    assert "already exists" in error
+    error = exit_2_message(figures_main, ["compare", str(image), "--models", "u3net", "--out", str(tmp_path / "x.jpg")], capsys)
+    assert "not a classical method" in error

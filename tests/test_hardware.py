@@ -23,6 +23,8 @@ from skinseg.hardware import (
     resolve_precision,
 )
 
+from .conftest import exit_2_message
+
 ZEN3 = CpuInfo("AMD EPYC 7B13", frozenset({"sse4_2", "avx", "avx2", "fma"}))
 ZEN4 = CpuInfo("AMD EPYC 9B14", frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}))
 SAPPHIRE_RAPIDS = CpuInfo("Intel Xeon Platinum 8481C", frozenset({"avx2", "avx512f", "avx512_vnni", "amx_tile",
@@ -319,6 +321,6 @@ def test_predict_names_the_shipped_file_it_chose(tmp_path, runtime_cache, monkey
     assert "1 written to" in output and "by shipped u2netp_skin int8" in output
     assert predict_main([str(tmp_path / "photo.png"), str(tmp_path / "fp32"), "--precision", "fp32"]) == 0
     assert "shipped u2netp_skin fp32 (set explicitly)" in capsys.readouterr().out
-    assert predict_main([str(tmp_path / "photo.png"), str(tmp_path / "x"), "--precision", "int8",
-                         "--model", "ycbcr"]) == 2
-    assert "--precision int8 picks the shipped model's file" in capsys.readouterr().out
+    error = exit_2_message(predict_main, [str(tmp_path / "photo.png"), str(tmp_path / "x"), "--precision", "int8",
+                         "--model", "ycbcr"], capsys)
+    assert "--precision int8 picks the shipped model's file" in error

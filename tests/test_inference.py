@@ -24,6 +24,8 @@ from skinseg.models import create_model
 from skinseg.models.head import ProbabilityHead
 from skinseg.predict import main as predict_main
 
+from .conftest import exit_2_message
+
 TINY_U2NETP = {"encoder_channels": [(4, 8)] * 4, "decoder_channels": [(4, 8)] * 3, "rsu_heights": [5, 4]}
 
 
@@ -309,17 +311,16 @@ def test_cli_with_a_classical_method_a_checkpoint_and_one_file(trained, tmp_path
 def test_cli_refuses_bad_models_and_the_input_folder(models, tmp_path, capsys):
     Image.fromarray(image(20, 20)).save(tmp_path / "x.png")
     Image.fromarray(image(20, 20)).save(tmp_path / "x.jpg")
-    assert predict_main([str(tmp_path), str(tmp_path), "--model", "hsv"]) == 2
-    assert "input folder" in capsys.readouterr().out and not (tmp_path / "x_cutout.png").exists()
-    assert predict_main([str(tmp_path / "x.png"), str(tmp_path / "."), "--model", "hsv"]) == 2
-    assert "input folder" in capsys.readouterr().out
-    assert predict_main([str(tmp_path), str(tmp_path / "o"), "--model", "skin_gpt"]) == 2
-    text = capsys.readouterr().out
-    assert "no .onnx/.ckpt file" in text and "hsv" in text and "ycbcr" in text
-    assert predict_main([str(tmp_path), str(tmp_path / "o"), "--model", str(tmp_path / "gone.onnx")]) == 2
-    assert "no such file" in capsys.readouterr().out
-    assert predict_main([str(tmp_path), str(tmp_path / "o"), "--model", "hsv", "--tile", "64"]) == 2
-    assert "--tile" in capsys.readouterr().out
+    error = exit_2_message(predict_main, [str(tmp_path), str(tmp_path), "--model", "hsv"], capsys)
+    assert "input folder" in error and not (tmp_path / "x_cutout.png").exists()
+    error = exit_2_message(predict_main, [str(tmp_path / "x.png"), str(tmp_path / "."), "--model", "hsv"], capsys)
+    assert "input folder" in error
+    error = exit_2_message(predict_main, [str(tmp_path), str(tmp_path / "o"), "--model", "skin_gpt"], capsys)
+    assert "no .onnx/.ckpt file" in error and "hsv" in error and "ycbcr" in error
+    gone = str(tmp_path / "gone.onnx")
+    assert "no such file" in exit_2_message(predict_main, [str(tmp_path), str(tmp_path / "o"), "--model", gone], capsys)
+    error = exit_2_message(predict_main, [str(tmp_path), str(tmp_path / "o"), "--model", "hsv", "--tile", "64"], capsys)
+    assert "--tile" in error
     assert predict_main([str(tmp_path), str(tmp_path / "o"), "--model", "hsv"]) == 1  # x.jpg, x.png: one stem
     assert "same stem" in capsys.readouterr().out and (tmp_path / "o" / "x.png").is_file()
 

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 import torch.nn.functional as F
 
 from skinseg.losses import BceDiceLoss, BiRefNetLoss, dice_loss
 from skinseg.models import create_model
+from skinseg.models.outputs import TrainingOutputs
 
 from .test_models import TINY
 
@@ -52,7 +52,7 @@ def test_outputs_of_another_size_name_the_fix():
         BceDiceLoss()((torch.randn(2, 1, 8, 8), torch.randn(2, 1, 2, 2)), torch.rand(2, 1, 8, 8))
 
 
-def birefnet_training_outputs(size: int = 64) -> tuple[torch.Tensor, ...]:
+def birefnet_training_outputs(size: int = 64) -> TrainingOutputs:
     torch.manual_seed(0)
     return create_model("birefnet_lite", **TINY["birefnet_lite"]).train()(torch.rand(2, 3, size, size))
 
@@ -64,16 +64,17 @@ def test_birefnet_loss_terms():
     def resized(x):
         return F.interpolate(x, size=(64, 64), mode="bilinear", align_corners=True)
 
-    final = pixel.single(outputs[0], target)
-    sides = sum(pixel.single(resized(side), target) for side in outputs[1:4])
+    assert len(outputs.sides) == len(outputs.gradient_predictions) == len(outputs.gradient_labels) == 3
+    final = pixel.single(outputs.logits, target)
+    sides = sum(pixel.single(resized(side), target) for side in outputs.sides)
     gradients = sum(
         F.binary_cross_entropy(torch.sigmoid(resized(prediction)), torch.sigmoid(label))
-        for prediction, label in zip(outputs[4:7], outputs[7:10])
+        for prediction, label in zip(outputs.gradient_predictions, outputs.gradient_labels, strict=True)
     )
     torch.testing.assert_close(BiRefNetLoss(side_weight=0, gradient_weight=0)(outputs, target), final)
     torch.testing.assert_close(BiRefNetLoss(side_weight=0.5, gradient_weight=2)(outputs, target),
                                final + 0.5 * sides + 2 * gradients)
-    torch.testing.assert_close(BiRefNetLoss()(outputs[0], target), final)  # validation: the final logits
+    torch.testing.assert_close(BiRefNetLoss()(outputs.logits, target), final)  # validation: the final logits
 
 
 def test_birefnet_loss_trains_the_side_and_gradient_heads():
@@ -83,7 +84,7 @@ def test_birefnet_loss_trains_the_side_and_gradient_heads():
     for head in ("conv_ms_spvn_4", "gdt_convs_pred_3", "gdt_convs_attn_2", "conv_out1"):
         weight = next(p for name, p in model.decoder.named_parameters() if name.startswith(head))
         assert weight.grad.abs().sum() > 0, head
-    with pytest.raises(ValueError, match="10 training outputs"):
-        BiRefNetLoss()(tuple(torch.randn(2, 1, 8, 8) for _ in range(7)), torch.rand(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="expects BiRefNetLite's TrainingOutputs"):
+        BiRefNetLoss()(TrainingOutputs(torch.randn(2, 1, 8, 8), (torch.randn(2, 1, 8, 8),)), torch.rand(2, 1, 8, 8))
     with pytest.raises(ValueError, match=">= 0"):
         BiRefNetLoss(side_weight=-1)

@@ -8,6 +8,7 @@ import torch
 
 from skinseg.export.onnx import export_onnx, has_dynamic_size, onnx_probabilities
 from skinseg.models import MODELS, ProbabilityHead, create_model
+from skinseg.models.outputs import TrainingOutputs, final_logits
 from skinseg.module import load_weights
 from skinseg.quant import ENGINES, calibrate, convert, prepare_ptq, quantized_engine
 
@@ -61,7 +62,7 @@ def test_forward_backward_at_odd_size(name):
     x = torch.rand(2, 3, 97, 131, requires_grad=True)
     model.train()
     outputs = model(x)
-    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    outputs = outputs.tensors() if isinstance(outputs, TrainingOutputs) else (outputs,)
     assert len(outputs) == TRAINING_OUTPUTS[name]
     assert outputs[0].shape == (2, 1, 97, 131)
     for output in outputs:
@@ -84,7 +85,7 @@ def test_side_outputs_only_in_training(name):
     assert isinstance(eval_out, torch.Tensor) and eval_out.shape == (2, 1, 64, 80)
     expected = len(model.side_heads) + 1 if hasattr(model, "side_heads") else TRAINING_OUTPUTS[name]  # tiny U²Nets
     if expected > 1:
-        assert isinstance(train_out, tuple) and len(train_out) == expected
+        assert isinstance(train_out, TrainingOutputs) and len(train_out.tensors()) == expected
     else:
         assert isinstance(train_out, torch.Tensor)
 
@@ -97,8 +98,7 @@ def test_eval_output_is_the_fused_training_output(name):
         eval_out = model(x)
         model.training = True  # the top module only: layers keep eval-mode statistics
         train_out = model(x)
-    main = train_out[0] if isinstance(train_out, tuple) else train_out
-    torch.testing.assert_close(main, eval_out)
+    torch.testing.assert_close(final_logits(train_out), eval_out)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from skinseg.module import SegmentationScores, SkinSegModule, capture_rng_state, restore_rng_state, warmup_cosine
+from skinseg.module import (
+    SegmentationScores,
+    SkinSegModule,
+    capture_rng_state,
+    restore_rng_state,
+    warmup_cosine,
+)
 
 
 def logits_from(mask: torch.Tensor) -> torch.Tensor:

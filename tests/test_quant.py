@@ -18,7 +18,7 @@ from skinseg.models import ProbabilityHead
 from skinseg.quant import ENGINES, QuantizationAwareTraining, load_int8, quantized_engine
 from skinseg.training import train
 
-from .conftest import compose_train
+from .conftest import compose_train, exit_2_message
 
 TINY = {
     "u2netp": ["+model.net.encoder_channels=[[4,8],[4,8],[4,8],[4,8]]",
@@ -89,13 +89,13 @@ def test_export_refuses_to_overwrite_and_unknown_engines(trained, tmp_path, caps
     with pytest.raises(FileExistsError, match="--overwrite"):
         export_checkpoint(trained["dlmv"], tmp_path)
     before = (tmp_path / "dlmv.onnx").stat().st_mtime_ns
-    assert export_main(["--ckpt", trained["dlmv"], "--out", str(tmp_path)]) == 2
-    assert "already exist" in capsys.readouterr().out and (tmp_path / "dlmv.onnx").stat().st_mtime_ns == before
+    error = exit_2_message(export_main, ["--ckpt", trained["dlmv"], "--out", str(tmp_path)], capsys)
+    assert "already exist" in error and (tmp_path / "dlmv.onnx").stat().st_mtime_ns == before
     assert export_main(["--ckpt", trained["dlmv"], "--out", str(tmp_path), "--overwrite", "--quantize", "x86",
                         "--calibration-images", "4", "--eval-images", "2"]) == 0
     out = capsys.readouterr().out
     assert "int8 x86 (ptq)" in out and "mIoU" in out and "dlmv.x86.int8.onnx" in out
-    with pytest.raises(ValueError, match="valid engines"):
+    with pytest.raises(KeyError, match="valid engines"):
         export_checkpoint(trained["dlmv"], tmp_path / "other", engines=["tensorrt"])
 
 
@@ -130,7 +130,7 @@ def test_qat_fine_tunes_and_exports_its_engine(trained, tmp_path, cache_dir, nam
 
 
 def test_qat_callback_rejects_bad_settings(cfg_factory):
-    with pytest.raises(ValueError, match="valid engines"):
+    with pytest.raises(KeyError, match="valid engines"):
         QuantizationAwareTraining(engine="tflite")
     with pytest.raises(ValueError, match="freeze_bn_epochs"):
         QuantizationAwareTraining(freeze_bn_epochs=-1)

@@ -14,7 +14,6 @@ from skinseg.inference.session import DEFAULT_MODEL_DIR, Session, default_model_
 from skinseg.metrics import score_image
 from skinseg.predict import main as predict_main
 
-
 TONES = {"light": (232, 190, 160), "medium": (198, 134, 100), "brown": (141, 85, 54), "dark": (90, 56, 37)}
 BACKGROUNDS = {"blue": (60, 90, 140), "grey": (200, 200, 200), "green": (40, 110, 60)}
 
@@ -39,7 +38,7 @@ def portrait(tone: tuple[int, int, int], background: tuple[int, int, int], seed:
 
 
 def test_shipped_files_match_their_card():
-    from skinseg.export.checkpoint import sha256
+    from skinseg.files import sha256
 
     card = json.loads((DEFAULT_MODEL_DIR / "u2netp_skin.json").read_text())
     for name, info in card["files"].items():

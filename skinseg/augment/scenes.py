@@ -8,7 +8,8 @@ augmentations show it skin at many scales next to real clutter, without new labe
 - `cut_person` + `paste_people` cut whole people out along their silhouettes and paste them,
   small, onto other frames (their clothes and hair hide whatever skin was behind them);
 - `scene_crop` crops into scene photos, so small skin regions become larger and some crops
-  have no skin at all.
+  have no skin at all;
+- `paste_skin` blends one example's skin over another example's photo (`data.composite`).
 
 Images are uint8 RGB (H,W,3), masks uint8 (H,W) 0-255 (soft values allowed). Inputs are never
 modified, and all randomness comes from the `rng` argument (deterministic for a seed).
@@ -220,3 +221,36 @@ def scene_crop(
     x = rng.integers(0, width - crop_w + 1)
     box = np.s_[y : y + crop_h, x : x + crop_w]
     return image[box].copy(), mask[box].copy()
+
+
+def paste_skin(
+    image: np.ndarray, mask: np.ndarray, background: np.ndarray, background_mask: np.ndarray,
+    rng: np.random.Generator, max_shift: float = 0.25, scale: tuple[float, float] = (0.7, 1.2),
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pastes the skin of one example onto another example's photo (compositing augmentation).
+
+    The skin (soft `mask` as alpha) is scaled by a factor drawn from `scale` about the
+    centre and shifted by up to `max_shift` of the side, then blended over `background`;
+    the background's own skin stays labelled where it is not covered.
+
+    Args:
+        image: (H, W, 3) uint8 photo whose skin is pasted.
+        mask: (H, W) uint8 mask of `image` (0-255).
+        background: (H, W, 3) uint8 photo to paste onto.
+        background_mask: (H, W) uint8 mask of `background`.
+        rng: random generator for the placement.
+
+    Returns:
+        (H, W, 3) uint8 image and (H, W) uint8 mask.
+    """
+    height, width = mask.shape
+    factor = rng.uniform(*scale)
+    shift_x, shift_y = rng.uniform(-max_shift, max_shift, 2) * (width, height)
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 0.0, factor)
+    matrix[:, 2] += (shift_x, shift_y)
+    warp = dict(dsize=(width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    alpha = cv2.warpAffine(mask, matrix, **warp).astype(np.float32)[..., None] / 255.0
+    skin = cv2.warpAffine(image, matrix, **warp).astype(np.float32)
+    blended = alpha * skin + (1.0 - alpha) * background.astype(np.float32)
+    labels = 255.0 * alpha[..., 0] + (1.0 - alpha[..., 0]) * background_mask.astype(np.float32)
+    return np.rint(blended).astype(np.uint8), np.rint(labels).astype(np.uint8)

@@ -1,7 +1,7 @@
 """Augmentation benchmark: `python -m skinseg.bench.augment [--images 16] [--workers 2]`.
 
 Prints two tables:
-- offline materialisation (`python -m skinseg.data.augment`) of 512x768 pairs: source
+- offline materialisation (`python -m skinseg.augment`) of 512x768 pairs: source
   pairs/s and written variants/s with the given processes;
 - online augmentation: the time one training sample takes through the pipeline
   (decode excluded: resize to 256 and flip) without and with `seed26`, next to the
@@ -24,10 +24,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from skinseg.augment.materialise import materialise
 from skinseg.bench.train import make_batches, plain_loop_times
-from skinseg.data.augment import materialise
 from skinseg.data.demo import render_demo_sample
 from skinseg.data.transforms import build_transform
+from skinseg.errors import add_debug_option, user_command
 from skinseg.hardware import cpu_name, resolve_precision
 
 HEIGHT, WIDTH = 768, 512
@@ -67,13 +68,15 @@ def online_seconds_per_sample(image: np.ndarray, mask: np.ndarray, augment: str,
     return (time.perf_counter() - start) / samples
 
 
-def main(argv: list[str] | None = None) -> None:
+@user_command
+def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=16, help="512x768 source pairs to materialise")
     parser.add_argument("--workers", type=int, default=2, help="materialisation processes")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--samples", type=int, default=300, help="online samples timed per run")
     parser.add_argument("--train-steps", type=int, default=4, help="DLMV steps timed per run")
+    add_debug_option(parser)
     args = parser.parse_args(argv)
     console = Console(width=160)
 

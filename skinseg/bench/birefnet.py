@@ -33,6 +33,7 @@ import torch
 from rich.console import Console
 
 from skinseg.bench import save_table
+from skinseg.errors import add_debug_option, user_command
 from skinseg.hardware import cpu_info, default_threads
 
 
@@ -189,7 +190,8 @@ def markdown(results: list[tuple[Case, dict]], header: str) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+@user_command
+def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", type=int, default=[512, 1024], help="forward sizes")
     parser.add_argument("--train-size", type=int, default=512, help="training-step size (0: none)")
@@ -200,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=default_threads(),
                         help="torch and ONNX Runtime threads (default: the physical cores available)")
     parser.add_argument("--out", type=Path, default=Path("results"))
+    add_debug_option(parser)
     args = parser.parse_args(argv)
     console = Console(width=160)
     if "fp32" not in args.precisions:

@@ -46,6 +46,7 @@ from rich.console import Console
 from skinseg.augment.context import VIEW_PREFIX, VIEWS
 from skinseg.bench import save_table
 from skinseg.checkpoints import load_network
+from skinseg.errors import OutputExistsError, add_debug_option, user_command
 from skinseg.evaluation import POOLED, checkpoint_entries, classical_entries, evaluate, summarise_results
 from skinseg.hardware import cpu_info
 
@@ -86,12 +87,12 @@ def train_recipe(run_dir: Path, overrides: list[str], env: dict[str, str]) -> fl
         finished = json.loads(marker.read_text())
         if finished["overrides"] == overrides:
             return finished["minutes"]
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{run_dir} holds a finished run with other overrides {finished['overrides']}; "
             "pass another --runs-dir or remove that folder"
         )
     if run_dir.exists():
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{run_dir} holds an unfinished run; remove it to retrain, or finish it with train.py "
             f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'} in a new folder"
         )
@@ -220,7 +221,8 @@ def scenes_study(args: argparse.Namespace, recipes: dict[str, list[str]]) -> Non
                 for row in rows])
 
 
-def main(argv: list[str] | None = None) -> None:
+@user_command
+def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--holdout", help="dataset left out of training and scored on all its pairs")
@@ -244,6 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("results") / "generalisation")
     parser.add_argument("--workers", type=int, default=2, help="scoring processes")
     parser.add_argument("--view-images", type=int, default=50, help="images per validation view (--scenes)")
+    add_debug_option(parser)
     args = parser.parse_args(argv)
     if args.scenes:
         recipes = {name: overrides for name, *overrides in args.recipe} if args.recipe else DEFAULT_SCENE_RECIPES

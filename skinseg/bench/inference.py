@@ -32,18 +32,26 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 import psutil
 import torch
 from rich.console import Console
 
 from skinseg.bench import save_table
-from skinseg.hardware import cpu_info, default_threads
+from skinseg.errors import add_debug_option, user_command
 from skinseg.export.onnx import INPUT_NAME, export_onnx, has_dynamic_size
+from skinseg.hardware import cpu_info, default_threads
 from skinseg.models import create_model
 from skinseg.models.head import ProbabilityHead
-from skinseg.quant.fx import ENGINES, calibrate, check_quantizable, convert, prepare_ptq, quantized_engine, quiet_quantization
+from skinseg.quant.fx import (
+    ENGINES,
+    calibrate,
+    check_quantizable,
+    convert,
+    prepare_ptq,
+    quantized_engine,
+    quiet_quantization,
+)
 
 SIZES = (256, 320, 512, 1024, 1280, 1728, 2048)
 MODELS = ("u2netp", "u2net", "dlmv", "birefnet_lite")
@@ -230,7 +238,8 @@ def markdown(table: dict[tuple[str, str], dict[int, float | None]], sizes: list[
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+@user_command
+def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
@@ -245,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to build)")
     parser.add_argument("--out", type=Path, default=Path("results"))
     parser.add_argument("--fresh", action="store_true", help="drop the cells of earlier runs in --out")
+    add_debug_option(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from skinseg.data import SkinDataModule
+from skinseg.errors import add_debug_option, user_command
 from skinseg.hardware import cpu_info, default_loader_workers, default_threads, resolve_precision
 from skinseg.losses import BceDiceLoss
 from skinseg.module import SkinSegModule
@@ -187,7 +188,8 @@ def hardware_header() -> str:
             f"trainer.precision=auto -> {resolve_precision('auto', 'cpu')}")
 
 
-def main(argv: list[str] | None = None) -> None:
+@user_command
+def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(TRAIN_SIZES), choices=list(TRAIN_SIZES))
     parser.add_argument("--size", type=int, help="input size for every model (default: each one's own)")
@@ -206,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="folder of datasets for the loader figures (default $SKINSEG_DATA, else demo)")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("SKINSEG_CACHE", ".cache")))
     parser.add_argument("--quick", action="store_true", help="1 repeat, 3 steps: a smoke run")
+    add_debug_option(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.steps, args.warmup, args.data_batches = 1, 3, 1, 5

@@ -32,6 +32,7 @@ from skinseg.classical.colour import DIAGONAL_ELLIPSE_TUNED, ellipse_intervals
 from skinseg.classical.gmm import cbcr_codes, fit_gmm, save_mixtures
 from skinseg.classical.histogram import BINS, fit_histogram, save_histogram
 from skinseg.classical.storage import save_params
+from skinseg.errors import DataError, add_debug_option, user_command
 
 KINDS = ("ellipse", "gmm", "histogram")
 ELLIPSE_KEYS = ("cb0", "cr0", "a", "b", "theta")
@@ -126,7 +127,7 @@ class EllipseObjective:
             skin_rows.append(np.bincount(codes[mask > 0], minlength=256 * 256))
             self.pixels += codes.size
         if not all_rows:
-            raise ValueError("no training images")
+            raise DataError("no training images")
         self._all = sparse.csr_array(np.stack(all_rows).astype(np.float64))
         self._skin = sparse.csr_array(np.stack(skin_rows).astype(np.float64))
         self._truth = self._skin.sum(axis=1)
@@ -264,9 +265,11 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error(f"--bins must be <= 256, got {args.bins}")
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
-    """Runs the command line; returns the file written."""
+@user_command
+def main(argv: Sequence[str]) -> Path:
+    """Runs the command line; returns the file written (a user error exits with code 2)."""
     parser = build_parser()
+    add_debug_option(parser)
     args = parser.parse_args(argv)
     _check_args(parser, args)
     defaults = DEFAULTS[args.kind]
@@ -274,10 +277,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     max_images = args.max_images or defaults["max_images"]
     seed = defaults["seed"] if args.seed is None else args.seed
 
-    try:
-        samples, datasets = training_samples(args.data)
-    except ValueError as error:  # skinseg.data.DataError: names the files and the fix
-        parser.error(str(error))
+    samples, datasets = training_samples(args.data)
     chosen = select(samples, stride, max_images)
     for dataset in datasets:
         dataset["used_images"] = sum(sample.dataset == dataset["name"] for sample in chosen)

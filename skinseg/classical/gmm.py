@@ -8,7 +8,6 @@ lookup (about 2 ms per megapixel on one core). `cbcr_codes`, `lookup`, `bayes_po
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ import numpy as np
 
 from skinseg.classical.base import SkinMethod, register
 from skinseg.classical.storage import load_params, save_params
+from skinseg.files import sha256
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_GMM = DATA_DIR / "gmm_original.json"
@@ -68,7 +68,7 @@ def to_uint8(probability: np.ndarray) -> np.ndarray:
 
 def file_digest(path: str | os.PathLike) -> str:
     """Short SHA-256 of a file, so a method's config changes when its parameter file does."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    return sha256(path)[:16]
 
 
 @dataclass(frozen=True)

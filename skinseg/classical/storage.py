@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 import numpy as np
 
 import skinseg
+from skinseg.errors import MissingFileError, OutputExistsError
+from skinseg.files import atomic_path
 
 FORMAT_VERSION = 1
 SUFFIXES = (".json", ".npz")
@@ -68,7 +69,7 @@ def save_params(
         kind: what the parameters are for, checked on loading.
         values: the parameters; for .npz each value must be array-like.
         metadata: JSON-serialisable facts about the fit; the date and skinseg version are added.
-        overwrite: replace an existing file instead of raising FileExistsError.
+        overwrite: replace an existing file instead of raising OutputExistsError.
 
     Returns:
         The path written.
@@ -76,7 +77,7 @@ def save_params(
     path = Path(path)
     suffix = _check_suffix(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{path} already exists; choose another name or pass overwrite=True (--overwrite)"
         )
     clashes = [key for key in values if key in _RESERVED]
@@ -87,35 +88,27 @@ def save_params(
         "skinseg_version": skinseg.__version__,
         **(metadata or {}),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        # os.open with mode 0o666 gives the file the usual umask permissions (mkstemp's are 0600).
-        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as file:
-            if suffix == ".json":
-                record = {
-                    "kind": kind,
-                    "version": FORMAT_VERSION,
-                    "metadata": _plain(metadata),
-                    "values": _plain(values),
-                }
-                file.write(json.dumps(record, indent=2, allow_nan=False).encode("utf-8"))
-            else:
-                arrays = {key: np.asarray(value) for key, value in values.items()}
-                objects = [key for key, array in arrays.items() if array.dtype == object]
-                if objects:
-                    raise ValueError(f"{path}: .npz values must be numeric arrays; {objects} are not")
-                np.savez_compressed(
-                    file,
-                    __kind__=np.array(kind),
-                    __version__=np.array(FORMAT_VERSION),
-                    __metadata__=np.array(json.dumps(_plain(metadata), allow_nan=False)),
-                    **arrays,
-                )
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        if suffix == ".json":
+            record = {
+                "kind": kind,
+                "version": FORMAT_VERSION,
+                "metadata": _plain(metadata),
+                "values": _plain(values),
+            }
+            file.write(json.dumps(record, indent=2, allow_nan=False).encode("utf-8"))
+        else:
+            arrays = {key: np.asarray(value) for key, value in values.items()}
+            objects = [key for key, array in arrays.items() if array.dtype == object]
+            if objects:
+                raise ValueError(f"{path}: .npz values must be numeric arrays; {objects} are not")
+            np.savez_compressed(
+                file,
+                __kind__=np.array(kind),
+                __version__=np.array(FORMAT_VERSION),
+                __metadata__=np.array(json.dumps(_plain(metadata), allow_nan=False)),
+                **arrays,
+            )
     return path
 
 
@@ -124,7 +117,7 @@ def read_params(path: str | os.PathLike) -> ParamFile:
     path = Path(path)
     suffix = _check_suffix(path)
     if not path.is_file():
-        raise FileNotFoundError(f"parameter file {path} not found")
+        raise MissingFileError(f"parameter file {path} not found")
     try:
         if suffix == ".json":
             record = json.loads(path.read_text(encoding="utf-8"))

@@ -7,13 +7,13 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomSampler, get_worker_info
 
 from skinseg.augment.context import VIEW_PREFIX, VIEWS, ContextAugment, PersonFiles, render_view
+from skinseg.augment.scenes import paste_skin
 from skinseg.data.folder import FolderIndex, Sample, dataset_folders, describe, load_pair
 from skinseg.data.io import DataError
 from skinseg.data.transforms import build_transform, check_probability
@@ -21,39 +21,6 @@ from skinseg.errors import UsageError
 from skinseg.hardware import AUTO, default_loader_workers, default_threads
 
 log = logging.getLogger(__name__)
-
-
-def paste_skin(
-    image: np.ndarray, mask: np.ndarray, background: np.ndarray, background_mask: np.ndarray,
-    rng: np.random.Generator, max_shift: float = 0.25, scale: tuple[float, float] = (0.7, 1.2),
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pastes the skin of one example onto another example's photo (compositing augmentation).
-
-    The skin (soft `mask` as alpha) is scaled by a factor drawn from `scale` about the
-    centre and shifted by up to `max_shift` of the side, then blended over `background`;
-    the background's own skin stays labelled where it is not covered.
-
-    Args:
-        image: (H, W, 3) uint8 photo whose skin is pasted.
-        mask: (H, W) uint8 mask of `image` (0-255).
-        background: (H, W, 3) uint8 photo to paste onto.
-        background_mask: (H, W) uint8 mask of `background`.
-        rng: random generator for the placement.
-
-    Returns:
-        (H, W, 3) uint8 image and (H, W) uint8 mask.
-    """
-    height, width = mask.shape
-    factor = rng.uniform(*scale)
-    shift_x, shift_y = rng.uniform(-max_shift, max_shift, 2) * (width, height)
-    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), 0.0, factor)
-    matrix[:, 2] += (shift_x, shift_y)
-    warp = dict(dsize=(width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    alpha = cv2.warpAffine(mask, matrix, **warp).astype(np.float32)[..., None] / 255.0
-    skin = cv2.warpAffine(image, matrix, **warp).astype(np.float32)
-    blended = alpha * skin + (1.0 - alpha) * background.astype(np.float32)
-    labels = 255.0 * alpha[..., 0] + (1.0 - alpha[..., 0]) * background_mask.astype(np.float32)
-    return np.rint(blended).astype(np.uint8), np.rint(labels).astype(np.uint8)
 
 
 class SkinDataset(Dataset):

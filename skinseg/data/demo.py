@@ -26,6 +26,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from skinseg.errors import OutputExistsError
+
 DEMO_VERSION = 1
 
 _SUPERSAMPLE = 2
@@ -783,19 +785,19 @@ def _holds_dataset(root: pathlib.Path, params: dict[str, int]) -> bool:
     Returns False when ``root`` is missing or an empty folder.
 
     Raises:
-        FileExistsError: ``root`` holds something else.
+        OutputExistsError: ``root`` holds something else.
     """
     if not root.exists() or (root.is_dir() and not any(root.iterdir())):
         return False
     try:
         found = json.loads((root / _MARKER).read_text())
     except (OSError, ValueError):
-        raise FileExistsError(
+        raise OutputExistsError(
             f"'{root}' exists but is not a complete demo dataset (no valid {_MARKER} marker); "
             "delete it or choose another path"
         ) from None
     if found != params:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"'{root}' holds a demo dataset generated with different parameters ({found}, wanted {params}); "
             "delete it or choose another path"
         )

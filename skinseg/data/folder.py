@@ -25,6 +25,7 @@ import numpy as np
 
 from skinseg.data.demo import DEMO_VERSION, generate_demo_dataset
 from skinseg.data.io import IMAGE_EXTENSIONS, DataError, read_image, read_mask
+from skinseg.files import write_json
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,12 @@ def _stable_fraction(stem: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def _read_splits(root: Path, stems: Sequence[str], val_fraction: float) -> dict[str, str]:
-    """Maps stem -> split name, from splits.json or from stable stem hashes."""
-    path = root / "splits.json"
-    if not path.exists():
-        return {stem: "val" if _stable_fraction(stem) < val_fraction else "train" for stem in stems}
+def read_splits_file(path: Path) -> dict[str, list[str]]:
+    """Reads and validates a splits.json: {"train": [stems], "val": [stems]}, either key optional.
+
+    Raises:
+        DataError: invalid JSON, other keys, or a split that is not a list of strings.
+    """
     try:
         listed = json.loads(path.read_text())
     except json.JSONDecodeError as error:
@@ -86,6 +88,15 @@ def _read_splits(root: Path, stems: Sequence[str], val_fraction: float) -> dict[
         if not isinstance(split_stems, list) or not all(isinstance(stem, str) for stem in split_stems):
             raise DataError(f'{path}: "{split}" must be a list of stems (strings, e.g. ["img01", "img02"]), '
                             f"got {json.dumps(split_stems)[:80]}")
+    return listed
+
+
+def _read_splits(root: Path, stems: Sequence[str], val_fraction: float) -> dict[str, str]:
+    """Maps stem -> split name, from splits.json or from stable stem hashes."""
+    path = root / "splits.json"
+    if not path.exists():
+        return {stem: "val" if _stable_fraction(stem) < val_fraction else "train" for stem in stems}
+    listed = read_splits_file(path)
     assignment: dict[str, str] = {}
     known = set(stems)
     unknown = []
@@ -200,10 +211,7 @@ class FolderIndex:
         if path is None:
             return
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_suffix(f".tmp-{os.getpid()}")
-            temporary.write_text(json.dumps({"version": INDEX_VERSION, "pairs": pairs}))
-            os.replace(temporary, path)
+            write_json(path, {"version": INDEX_VERSION, "pairs": pairs}, indent=None)
         except OSError as error:  # a read-only cache only costs a rescan next time
             log.warning("could not write the dataset index cache %s: %s", path, error)
 

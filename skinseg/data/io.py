@@ -8,27 +8,57 @@ soft masks, EXIF-rotated photos. Every error names the file and says what to do.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from skinseg.errors import DataError
+from skinseg.errors import DataError, UsageError
+from skinseg.files import atomic_path
 
 __all__ = ["IMAGE_EXTENSIONS", "DataError", "read_image", "read_mask", "save_png", "to_uint8"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
+MAX_PIXELS_VARIABLE = "SKINSEG_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 2 * 89_478_485  # PIL's own hard limit: about 179 megapixels
+
+
+def max_pixels() -> int:
+    """The largest image (width x height) read: $SKINSEG_MAX_PIXELS, else about 179 megapixels.
+
+    A larger file is refused before it is decoded (a 200-megapixel PNG decodes to 600 MB;
+    a decompression bomb to far more).
+    """
+    value = os.environ.get(MAX_PIXELS_VARIABLE)
+    return int(value) if value else DEFAULT_MAX_PIXELS
+
+
 def _open(path: str | os.PathLike) -> Image.Image:
     """Opens and fully decodes an image, applying its EXIF orientation."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not an image file")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    limit = max_pixels()
+    # PIL refuses files above twice its own limit itself; keep that above ours, so ours decides
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, limit)
     try:
-        with Image.open(path) as image:
-            image.load()
-            return ImageOps.exif_transpose(image)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.width * image.height > limit:
+                    raise DataError(
+                        f"{path}: {image.width}x{image.height} = {image.width * image.height:,} pixels, over the "
+                        f"limit of {limit:,}; resize it, or raise the limit with {MAX_PIXELS_VARIABLE}=<pixels>"
+                    )
+                image.load()
+                return ImageOps.exif_transpose(image)
+    except DataError:
+        raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DataError(
             f"{path}: cannot decode the file ({error}); re-export it as PNG or JPEG, or remove it"
@@ -87,10 +117,21 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
 
 def save_png(image: Image.Image, path: str | os.PathLike) -> None:
     """Writes a PNG atomically (temporary file, then rename): a killed run leaves no torn file."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as temporary:
         image.save(temporary, format="PNG")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+
+
+def list_images(path: Path) -> list[Path]:
+    """The image itself, or a folder's image files one level deep (`IMAGE_EXTENSIONS`), sorted.
+
+    Raises:
+        UsageError: no such file or folder, or a folder without images.
+    """
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise UsageError(f"input {path}: no such file or folder")
+    images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not images:
+        raise UsageError(f"input {path}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return images

@@ -7,23 +7,19 @@ keeps the aspect ratio and pads bottom/right with zeros (image black, mask not s
 
 Training adds, each switchable: a random resized crop instead of the resize, flips,
 quarter turns (90° or 270°), and the original's 26 colour/occlusion variants
-(`augment="seed26"`, see `skinseg.data.augment`), applied at the network's resolution.
+(`augment="seed26"`, see `skinseg.augment.transforms`), applied at the network's resolution.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no version check over the network
+import cv2
+import numpy as np
 
-import albumentations as A  # noqa: E402
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from skinseg.errors import UsageError  # noqa: E402
-
-RESIZE_MODES = ("squash", "letterbox")
+from skinseg.augment.transforms import AUGMENTS, A, seed26  # A: albumentations, network check off
+from skinseg.errors import UsageError
+from skinseg.resize import check_resize_mode
 
 
 class QuarterTurn(A.DualTransform):
@@ -45,8 +41,8 @@ def check_probability(name: str, value: float) -> None:
 
 
 def resize_transforms(image_size: int, resize_mode: str) -> list[A.BasicTransform]:
-    """Transforms that bring any image/mask pair to (image_size, image_size)."""
-    if resize_mode == "squash":
+    """Transforms that bring any image/mask pair to (image_size, image_size) (see `skinseg.resize`)."""
+    if check_resize_mode(resize_mode, "data.resize_mode") == "squash":
         return [
             A.Resize(
                 image_size,
@@ -56,24 +52,22 @@ def resize_transforms(image_size: int, resize_mode: str) -> list[A.BasicTransfor
                 area_for_downscale="image_mask",
             )
         ]
-    if resize_mode == "letterbox":
-        return [
-            A.LongestMaxSize(
-                max_size=image_size,
-                interpolation=cv2.INTER_LINEAR,
-                mask_interpolation=cv2.INTER_LINEAR,
-                area_for_downscale="image_mask",
-            ),
-            A.PadIfNeeded(
-                image_size,
-                image_size,
-                position="top_left",
-                border_mode=cv2.BORDER_CONSTANT,
-                fill=0,
-                fill_mask=0,
-            ),
-        ]
-    raise UsageError(f"data.resize_mode must be one of {RESIZE_MODES}, got {resize_mode!r}")
+    return [
+        A.LongestMaxSize(
+            max_size=image_size,
+            interpolation=cv2.INTER_LINEAR,
+            mask_interpolation=cv2.INTER_LINEAR,
+            area_for_downscale="image_mask",
+        ),
+        A.PadIfNeeded(
+            image_size,
+            image_size,
+            position="top_left",
+            border_mode=cv2.BORDER_CONSTANT,
+            fill=0,
+            fill_mask=0,
+        ),
+    ]
 
 
 def build_transform(
@@ -107,8 +101,6 @@ def build_transform(
         lattice_reference: None draws lattices in pixels as the original; a size
             scales them with the input (see `LatticeOcclusion`).
     """
-    from skinseg.data.augment import AUGMENTS, seed26
-
     if image_size < 16:
         raise UsageError(f"data.image_size must be >= 16, got {image_size}")
     if augment not in AUGMENTS:

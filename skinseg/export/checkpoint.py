@@ -15,9 +15,8 @@ Existing files are never replaced unless `overwrite=True`.
 from __future__ import annotations
 
 import datetime
-import hashlib
-import json
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,22 +29,25 @@ from skinseg.checkpoints import TrainedNetwork, load_network
 from skinseg.data.folder import FolderIndex, Sample, dataset_folders, load_pair
 from skinseg.data.io import read_image
 from skinseg.data.transforms import resize_transforms
+from skinseg.errors import CheckFailedError, OutputExistsError, UsageError
 from skinseg.export.onnx import export_onnx, has_dynamic_size, onnx_probabilities, required_opset
+from skinseg.files import sha256, write_json
 from skinseg.metrics import iou_at_half, soft_iou
 from skinseg.models.head import ProbabilityHead
-from skinseg.quant.fx import ENGINES, calibrate, check_quantizable, convert, prepare_ptq, quantized_engine, quiet_quantization, save_int8
+from skinseg.quant.fx import (
+    calibrate,
+    check_engine,
+    check_quantizable,
+    convert,
+    prepare_ptq,
+    quantized_engine,
+    quiet_quantization,
+    save_int8,
+)
 
 PARITY_TOLERANCE = 1e-4
 INT8_PARITY_TOLERANCE = 0.02  # mean |Δp| of ONNX Runtime int8 vs PyTorch int8 (requantization rounding differs)
 Progress = Callable[[str], None]
-
-
-def sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def checkpoint_samples(run_config: dict, split: str, data_dirs: Sequence[str] | None = None) -> list[Sample]:
@@ -56,7 +58,7 @@ def checkpoint_samples(run_config: dict, split: str, data_dirs: Sequence[str] | 
     else:
         data = run_config.get("data")
         if not data:
-            raise ValueError("the checkpoint records no data config; give --data DIR [DIR ...]")
+            raise UsageError("the checkpoint records no data config; give --data DIR [DIR ...]")
         folders = dataset_folders(data["root"], data.get("datasets"), data.get("demo"))
         val_fraction, resize_masks = data.get("val_fraction", 0.1), data.get("resize_masks", False)
     return [
@@ -129,6 +131,114 @@ def export_int8(trained: TrainedNetwork, engine: str, size: int, calibration: np
     return head
 
 
+def load_for_export(checkpoint: str | os.PathLike, engines: Sequence[str]) -> tuple[TrainedNetwork, list[str]]:
+    """Loads a checkpoint and settles the int8 engines (a QAT checkpoint: its own engine only).
+
+    Raises:
+        UnknownNameError: an unknown engine.
+        UsageError: an engine other than a QAT checkpoint's own, or engines for a network that
+            cannot be quantized (BiRefNet_lite).
+    """
+    trained = load_network(checkpoint)
+    qat = trained.quantization
+    engines = list(dict.fromkeys(engines))
+    for engine in engines:
+        check_engine(engine)
+    if qat:
+        if any(engine != qat["engine"] for engine in engines):
+            raise UsageError(f"{checkpoint} was trained with QAT for engine {qat['engine']!r}; "
+                             f"it can only be exported for that engine, not {engines}")
+        engines = [qat["engine"]]
+    if engines:
+        check_quantizable(trained.net)
+    return trained, engines
+
+
+def export_verified(trained: TrainedNetwork, work: Path, name: str, size: int, engines: Sequence[str],
+                    parity_inputs: np.ndarray, calibration: np.ndarray,
+                    report: Progress) -> tuple[list[Path], dict[str, Any], dict[str, Any]]:
+    """Writes the fp32 (unless QAT) and int8 files into `work`, each checked against PyTorch.
+
+    Returns:
+        The files written, the card's "onnx" entry (opset, parity) and its "int8" entry per engine.
+
+    Raises:
+        CheckFailedError: ONNX Runtime disagrees with PyTorch beyond the tolerances.
+    """
+    qat = trained.quantization
+    mean, std = trained.hparams.get("input_mean"), trained.hparams.get("input_std")
+    metadata = {"skinseg.input_size": size, "skinseg.resize": trained.resize_mode, "skinseg.model": name,
+                "skinseg.version": skinseg.__version__}
+    card_onnx: dict[str, Any] = {"opset": required_opset(trained.net), "dynamic_size": has_dynamic_size(trained.net),
+                                 "parity_images": len(parity_inputs)}
+    head = ProbabilityHead(trained.net, mean, std).eval()
+    with torch.inference_mode(), quiet_quantization():
+        reference_probabilities = head(torch.from_numpy(parity_inputs)).numpy()
+    files: list[Path] = []
+    if not qat:
+        report("exporting fp32 ONNX")
+        onnx_path = export_onnx(head, work / f"{name}.onnx", size, metadata=metadata)
+        difference = float(np.abs(onnx_probabilities(onnx_path, parity_inputs) - reference_probabilities).max())
+        if difference > PARITY_TOLERANCE:
+            raise CheckFailedError(f"{name}.onnx: ONNX Runtime differs from PyTorch by {difference:.2e} "
+                                   f"(> {PARITY_TOLERANCE:g}) on {len(parity_inputs)} validation images; not written")
+        card_onnx["parity_max_abs_probability"] = difference
+        files.append(onnx_path)
+
+    int8: dict[str, Any] = {}
+    for engine in engines:
+        report(f"quantizing for {engine}")
+        onnx_path = work / f"{name}.{engine}.int8.onnx"
+        pt_path = work / f"{name}.{engine}.int8.pt"
+        int8_head = export_int8(trained, engine, size, calibration, onnx_path, pt_path, metadata)
+        with torch.inference_mode(), quantized_engine(engine), quiet_quantization():
+            torch_int8 = int8_head(torch.from_numpy(parity_inputs)).numpy()
+        onnx_int8 = onnx_probabilities(onnx_path, parity_inputs)
+        difference = np.abs(onnx_int8 - torch_int8)
+        if difference.mean() > INT8_PARITY_TOLERANCE:
+            raise CheckFailedError(f"{onnx_path.name}: ONNX Runtime int8 differs from PyTorch int8 by "
+                                   f"{difference.mean():.3f} on average (> {INT8_PARITY_TOLERANCE}); the export is "
+                                   "wrong; not written")
+        int8[engine] = {
+            "method": qat["method"] if qat else "ptq",
+            "calibration_images": 0 if qat else len(calibration),
+            "onnx_vs_torch_int8": {"max_abs": float(difference.max()), "mean_abs": float(difference.mean())},
+            "vs_float_at_model_size": {"max_abs": float(np.abs(onnx_int8 - reference_probabilities).max()),
+                                       "mean_abs": float(np.abs(onnx_int8 - reference_probabilities).mean())},
+        }
+        files += [onnx_path, pt_path]
+    return files, card_onnx, int8
+
+
+def model_card(trained: TrainedNetwork, checkpoint: str | os.PathLike, name: str, size: int, card_onnx: dict,
+               int8: dict, evaluation: dict, files: Sequence[Path]) -> dict[str, Any]:
+    """The model card: architecture, input contract, training data and metrics, checks, files with SHA-256."""
+    hparams, extras = trained.hparams, trained.extras
+    return {
+        "name": name,
+        "skinseg_version": skinseg.__version__,
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "architecture": {"net": hparams["net"], "parameters": sum(p.numel() for p in trained.net.parameters())},
+        "input": {
+            "size": size,
+            "resize": trained.resize_mode,
+            "scale": "RGB uint8 / 255 -> [0,1], NCHW float32",
+            "normalisation": {"mean": hparams.get("input_mean"), "std": hparams.get("input_std")},
+            "inside_graph": "normalisation (if any) and sigmoid",
+        },
+        "output": "probabilities (B,1,H,W) of skin, at the input's size",
+        "training_data": trained.run_config.get("data") or {},
+        "dataset_names": extras.get("dataset_names"),
+        "val_metrics_at_training_resolution": extras.get("best_metrics"),
+        "quantization_aware_training": trained.quantization,
+        "onnx": card_onnx,
+        "int8": int8,
+        "validation_at_full_resolution": evaluation,
+        "files": {path.name: {"bytes": path.stat().st_size, "sha256": sha256(path)} for path in files},
+    }
+
+
 def export_checkpoint(
     checkpoint: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -144,6 +254,9 @@ def export_checkpoint(
 ) -> dict[str, Any]:
     """Exports fp32 (and int8) ONNX models with their checks and card; returns the card (also written).
 
+    Everything is written into a temporary folder inside `out_dir` and moved into place only
+    when every check has passed: a failed check or an error leaves `out_dir` as it was.
+
     Args:
         checkpoint: a skinseg `.ckpt` (float, or QAT from `train.py qat=ENGINE`).
         out_dir: output folder (created).
@@ -158,129 +271,54 @@ def export_checkpoint(
         progress: called with a short status line as work proceeds.
 
     Raises:
-        FileNotFoundError: no checkpoint at the path.
-        FileExistsError: an output file exists and `overwrite` is False.
-        ValueError: an unknown engine, an engine other than a QAT checkpoint's own, or
-            engines for a network that cannot be quantized (BiRefNet_lite).
-        RuntimeError: ONNX Runtime disagrees with PyTorch beyond the tolerances.
+        MissingFileError, NotAModelError: no checkpoint at the path, or not a skinseg one.
+        OutputExistsError: an output file exists and `overwrite` is False.
+        UnknownNameError, UsageError: see `load_for_export`; no calibration images.
+        CheckFailedError: ONNX Runtime disagrees with PyTorch beyond the tolerances.
     """
     report = progress or (lambda message: None)
-    trained = load_network(checkpoint)
+    trained, engines = load_for_export(checkpoint, engines)
     qat = trained.quantization
-    engines = list(dict.fromkeys(engines))
-    for engine in engines:
-        if engine not in ENGINES:
-            raise ValueError(f"unknown quantization engine {engine!r}; valid engines: {', '.join(ENGINES)}")
-    if qat:
-        if any(engine != qat["engine"] for engine in engines):
-            raise ValueError(f"{checkpoint} was trained with QAT for engine {qat['engine']!r}; "
-                             f"it can only be exported for that engine, not {engines}")
-        engines = [qat["engine"]]
-    if engines:
-        check_quantizable(trained.net)
-    hparams = trained.hparams
-    size = int(size or hparams["input_size"])
-    name = name or hparams["net"]["name"]
+    size = int(size or trained.hparams["input_size"])
+    name = name or trained.hparams["net"]["name"]
     out_dir = Path(out_dir)
     existing = [path for path in planned_files(out_dir, name, engines, not qat) if path.exists()]
     if existing and not overwrite:
         listing = ", ".join(str(path) for path in existing)
-        raise FileExistsError(f"{listing} already exist(s); choose another --out/--name or pass --overwrite")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    resize_mode = trained.resize_mode
-    mean, std = hparams.get("input_mean"), hparams.get("input_std")
-    metadata = {"skinseg.input_size": size, "skinseg.resize": resize_mode, "skinseg.model": name,
-                "skinseg.version": skinseg.__version__}
+        raise OutputExistsError(f"{listing} already exist(s); choose another --out/--name or pass --overwrite")
+
     val_samples = checkpoint_samples(trained.run_config, "val", data_dirs)
-    parity_inputs = model_inputs(val_samples[:parity_images], size, resize_mode)
-    files: list[Path] = []
-    card_onnx: dict[str, Any] = {"opset": required_opset(trained.net), "dynamic_size": has_dynamic_size(trained.net),
-                                 "parity_images": len(parity_inputs)}
-
-    head = ProbabilityHead(trained.net, mean, std).eval()
-    with torch.inference_mode(), quiet_quantization():
-        reference_probabilities = head(torch.from_numpy(parity_inputs)).numpy()
-    if not qat:
-        report("exporting fp32 ONNX")
-        onnx_path = export_onnx(head, out_dir / f"{name}.onnx", size, metadata=metadata)
-        difference = float(np.abs(onnx_probabilities(onnx_path, parity_inputs) - reference_probabilities).max())
-        if difference > PARITY_TOLERANCE:
-            raise RuntimeError(f"{onnx_path}: ONNX Runtime differs from PyTorch by {difference:.2e} "
-                               f"(> {PARITY_TOLERANCE:g}) on {len(parity_inputs)} validation images")
-        card_onnx["parity_max_abs_probability"] = difference
-        files.append(onnx_path)
-
-    int8: dict[str, Any] = {}
+    parity_inputs = model_inputs(val_samples[:parity_images], size, trained.resize_mode)
     calibration = np.zeros((0, 3, size, size), np.float32)
     if engines and not qat:
         train_samples = checkpoint_samples(trained.run_config, "train", data_dirs)[:calibration_images]
         if not train_samples:
-            raise ValueError("post-training quantization needs calibration images: calibration_images >= 1 and "
+            raise UsageError("post-training quantization needs calibration images: calibration_images >= 1 and "
                              "a training split")
         report(f"reading {len(train_samples)} calibration images")
-        calibration = model_inputs(train_samples, size, resize_mode)
-    for engine in engines:
-        report(f"quantizing for {engine}")
-        onnx_path = out_dir / f"{name}.{engine}.int8.onnx"
-        pt_path = out_dir / f"{name}.{engine}.int8.pt"
-        int8_head = export_int8(trained, engine, size, calibration, onnx_path, pt_path, metadata)
-        with torch.inference_mode(), quantized_engine(engine), quiet_quantization():
-            torch_int8 = int8_head(torch.from_numpy(parity_inputs)).numpy()
-        onnx_int8 = onnx_probabilities(onnx_path, parity_inputs)
-        difference = np.abs(onnx_int8 - torch_int8)
-        if difference.mean() > INT8_PARITY_TOLERANCE:
-            raise RuntimeError(f"{onnx_path}: ONNX Runtime int8 differs from PyTorch int8 by {difference.mean():.3f} "
-                               f"on average (> {INT8_PARITY_TOLERANCE}); the export is wrong")
-        int8[engine] = {
-            "method": qat["method"] if qat else "ptq",
-            "calibration_images": 0 if qat else len(calibration),
-            "onnx_vs_torch_int8": {"max_abs": float(difference.max()), "mean_abs": float(difference.mean())},
-            "vs_float_at_model_size": {"max_abs": float(np.abs(onnx_int8 - reference_probabilities).max()),
-                                       "mean_abs": float(np.abs(onnx_int8 - reference_probabilities).mean())},
-        }
-        files += [onnx_path, pt_path]
+        calibration = model_inputs(train_samples, size, trained.resize_mode)
 
-    evaluation: dict[str, Any] = {}
-    eval_samples = val_samples if eval_images is None else val_samples[:eval_images]
-    if engines and eval_samples:
-        from skinseg.inference.session import Session
-        from skinseg.inference.torch_session import TorchSession
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{name}.export-") as work:
+        work = Path(work)
+        files, card_onnx, int8 = export_verified(trained, work, name, size, engines, parity_inputs, calibration,
+                                                 report)
+        evaluation: dict[str, Any] = {}
+        eval_samples = val_samples if eval_images is None else val_samples[:eval_images]
+        if engines and eval_samples:
+            from skinseg.inference.session import Session
+            from skinseg.inference.torch_session import TorchSession
 
-        options = {"size": size, "resize": resize_mode, "normalize": "none"}
-        reference = "float (QAT, fake-quantized)" if qat else "fp32"
-        predictors = {reference: TorchSession(checkpoint, **options) if qat else Session(out_dir / f"{name}.onnx",
-                                                                                          **options)}
-        predictors |= {f"int8 {engine}": Session(out_dir / f"{name}.{engine}.int8.onnx", **options)
-                       for engine in engines}
-        evaluation = {"images": len(eval_samples), "reference": reference,
-                      "scores": validation_scores(predictors, eval_samples, reference, report)}
-
-    extras = trained.extras
-    card = {
-        "name": name,
-        "skinseg_version": skinseg.__version__,
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "checkpoint": str(Path(checkpoint).resolve()),
-        "architecture": {"net": hparams["net"], "parameters": sum(p.numel() for p in trained.net.parameters())},
-        "input": {
-            "size": size,
-            "resize": resize_mode,
-            "scale": "RGB uint8 / 255 -> [0,1], NCHW float32",
-            "normalisation": {"mean": mean, "std": std},
-            "inside_graph": "normalisation (if any) and sigmoid",
-        },
-        "output": "probabilities (B,1,H,W) of skin, at the input's size",
-        "training_data": trained.run_config.get("data") or {},
-        "dataset_names": extras.get("dataset_names"),
-        "val_metrics_at_training_resolution": extras.get("best_metrics"),
-        "quantization_aware_training": qat,
-        "onnx": card_onnx,
-        "int8": int8,
-        "validation_at_full_resolution": evaluation,
-        "files": {path.name: {"bytes": path.stat().st_size, "sha256": sha256(path)} for path in files},
-    }
-    card_path = out_dir / f"{name}.json"
-    temporary = card_path.with_name(f".{card_path.name}.tmp-{os.getpid()}")
-    temporary.write_text(json.dumps(card, indent=2, default=str))
-    os.replace(temporary, card_path)
+            options = {"size": size, "resize": trained.resize_mode, "normalize": "none"}
+            reference = "float (QAT, fake-quantized)" if qat else "fp32"
+            predictors = {reference: TorchSession(checkpoint, **options) if qat else Session(work / f"{name}.onnx",
+                                                                                              **options)}
+            predictors |= {f"int8 {engine}": Session(work / f"{name}.{engine}.int8.onnx", **options)
+                           for engine in engines}
+            evaluation = {"images": len(eval_samples), "reference": reference,
+                          "scores": validation_scores(predictors, eval_samples, reference, report)}
+        card = model_card(trained, checkpoint, name, size, card_onnx, int8, evaluation, files)
+        files.append(write_json(work / f"{name}.json", card))
+        for path in files:
+            os.replace(path, out_dir / path.name)
     return card

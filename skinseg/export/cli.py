@@ -10,12 +10,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from skinseg.errors import MissingFileError, add_debug_option, user_command
 
-def flops_main(argv: Sequence[str]) -> int:
-    from skinseg.export.flops import REFERENCE_ROWS, flops_table, markdown, write_flops
+
+def add_flops_arguments(parser: argparse.ArgumentParser) -> None:
     from skinseg.models import MODELS
 
-    parser = argparse.ArgumentParser(prog="python export.py flops", description="fvcore FLOP and parameter table")
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), help="default: the original's rows")
     parser.add_argument("--sizes", nargs="+", type=int, help="input sizes for --models (default 320 512 1024)")
     parser.add_argument("--mode", choices=("train", "eval"), default="eval",
@@ -23,7 +23,11 @@ def flops_main(argv: Sequence[str]) -> int:
     parser.add_argument("--deformable-uncounted", action="store_true",
                         help="leave BiRefNet_lite's deformable convs uncounted, as the original's figures did")
     parser.add_argument("--out", type=Path, default=Path("results/flops.md"))
-    args = parser.parse_args(argv)
+
+
+def run_flops(args: argparse.Namespace) -> int:
+    from skinseg.export.flops import REFERENCE_ROWS, flops_table, markdown, write_flops
+
     rows = REFERENCE_ROWS
     if args.models:
         rows = [(model, size, args.mode) for model in args.models for size in (args.sizes or (320, 512, 1024))]
@@ -33,12 +37,9 @@ def flops_main(argv: Sequence[str]) -> int:
     return 0
 
 
-def export_main(argv: Sequence[str]) -> int:
-    from skinseg.checkpoints import newest_checkpoint
-    from skinseg.export.checkpoint import export_checkpoint
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     from skinseg.quant import ENGINES
 
-    parser = argparse.ArgumentParser(prog="python export.py", description="Export a checkpoint to ONNX (fp32, int8)")
     parser.add_argument("--ckpt", type=Path, help="a skinseg .ckpt (default: the newest best-*.ckpt under logs/)")
     parser.add_argument("--out", type=Path, default=Path("exports"), help="output folder (default exports/)")
     parser.add_argument("--name", help="file name stem (default: the model's registry name)")
@@ -50,19 +51,20 @@ def export_main(argv: Sequence[str]) -> int:
     parser.add_argument("--eval-images", type=int, help="validation images scored with --quantize (default all)")
     parser.add_argument("--parity-images", type=int, default=8)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    args = parser.parse_args(argv)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from skinseg.checkpoints import newest_checkpoint
+    from skinseg.export.checkpoint import export_checkpoint
+
     console = Console(soft_wrap=True)
-    try:
-        if args.ckpt is None:
-            args.ckpt = newest_checkpoint("logs")
-            console.print(f"--ckpt not given: using the newest checkpoint, {escape(str(args.ckpt))}", highlight=False)
-        with console.status("exporting") as status:
-            card = export_checkpoint(args.ckpt, args.out, args.name, args.size, args.data, args.parity_images,
-                                     args.quantize, args.calibration_images, args.eval_images, args.overwrite,
-                                     progress=status.update)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
-        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
-        return 2
+    if args.ckpt is None:
+        args.ckpt = newest_checkpoint("logs")
+        console.print(f"--ckpt not given: using the newest checkpoint, {escape(str(args.ckpt))}", highlight=False)
+    with console.status("exporting") as status:
+        card = export_checkpoint(args.ckpt, args.out, args.name, args.size, args.data, args.parity_images,
+                                 args.quantize, args.calibration_images, args.eval_images, args.overwrite,
+                                 progress=status.update)
     for file_name, info in card["files"].items():
         console.print(f"wrote {escape(str(args.out / file_name))} ({info['bytes'] / 1e6:.2f} MB)", highlight=False)
     if "parity_max_abs_probability" in card["onnx"]:
@@ -86,13 +88,10 @@ def export_main(argv: Sequence[str]) -> int:
     return 0
 
 
-def ship_main(argv: Sequence[str]) -> int:
-    from skinseg.checkpoints import newest_checkpoint
-    from skinseg.export.ship import DEFAULT_MODEL_DIR, ship_checkpoint
+def add_ship_arguments(parser: argparse.ArgumentParser) -> None:
+    from skinseg.inference.session import DEFAULT_MODEL_DIR
     from skinseg.quant import ENGINES
 
-    parser = argparse.ArgumentParser(prog="python export.py ship",
-                                     description="Make a checkpoint the package's default skin segmenter")
     parser.add_argument("--ckpt", type=Path, help="a skinseg .ckpt (default: the newest best-*.ckpt under logs/)")
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_DIR, help=f"default {DEFAULT_MODEL_DIR}")
     parser.add_argument("--engine", choices=ENGINES, default="x86", help="int8 engine (default x86)")
@@ -101,29 +100,53 @@ def ship_main(argv: Sequence[str]) -> int:
     parser.add_argument("--eval-images", type=int, help="validation images for the int8 check (default all)")
     parser.add_argument("--notes", type=Path, help="a Markdown file added to MODEL_CARD.md (limitations, status)")
     parser.add_argument("--overwrite", action="store_true", help="replace the shipped model")
-    args = parser.parse_args(argv)
+
+
+def run_ship(args: argparse.Namespace) -> int:
+    from skinseg.checkpoints import newest_checkpoint
+    from skinseg.export.ship import ship_checkpoint
+
     console = Console(soft_wrap=True)
-    try:
-        checkpoint = args.ckpt or newest_checkpoint("logs")
-        notes = args.notes.read_text() if args.notes else ""
-        with console.status("shipping") as status:
-            card = ship_checkpoint(checkpoint, args.out, args.engine, args.data, args.calibration_images,
-                                   args.eval_images, notes, args.overwrite, progress=status.update)
-    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as error:
-        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
-        return 2
+    checkpoint = args.ckpt or newest_checkpoint("logs")
+    if args.notes and not args.notes.is_file():
+        raise MissingFileError(f"--notes {args.notes}: no such file")
+    notes = args.notes.read_text() if args.notes else ""
+    with console.status("shipping") as status:
+        card = ship_checkpoint(checkpoint, args.out, args.engine, args.data, args.calibration_images,
+                               args.eval_images, notes, args.overwrite, progress=status.update)
     for file_name, info in card["files"].items():
         console.print(f"wrote {escape(str(args.out / file_name))} ({info['bytes'] / 1e6:.2f} MB)", highlight=False)
     console.print(f"model card: {escape(str(args.out / 'MODEL_CARD.md'))}", highlight=False)
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    import sys
+COMMANDS = {
+    "export": ("export a checkpoint to ONNX, fp32 and optionally int8 (the default command)",
+               add_export_arguments, run_export),
+    "ship": ("make a checkpoint the package's default skin segmenter", add_ship_arguments, run_ship),
+    "flops": ("fvcore FLOP and parameter table", add_flops_arguments, run_flops),
+}
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["flops"]:
-        return flops_main(argv[1:])
-    if argv[:1] == ["ship"]:
-        return ship_main(argv[1:])
-    return export_main(argv)
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python export.py",
+        description="Export trained models and count FLOPs. Without a command, `export` runs: "
+                    "`python export.py --ckpt X` is `python export.py export --ckpt X`.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="{export,ship,flops}")
+    for name, (summary, add_arguments, _) in COMMANDS.items():
+        command = commands.add_parser(name, help=summary, description=summary[0].upper() + summary[1:])
+        add_arguments(command)
+        add_debug_option(command)
+    return parser
+
+
+@user_command
+def main(argv: Sequence[str]) -> int:
+    """Runs `python export.py [export|ship|flops] ...`; returns the exit code (2 for a user error)."""
+    argv = list(argv)
+    if not argv or argv[0] not in (*COMMANDS, "-h", "--help"):
+        argv.insert(0, "export")
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command][2](args)

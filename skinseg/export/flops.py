@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from skinseg.errors import UsageError
+from skinseg.files import write_text
 from skinseg.models import create_model
 
 # (model, input size, fvcore mode) rows of the original's FLOP table
@@ -38,7 +40,7 @@ def count_gflops(
     from skinseg.models.birefnet_lite import DeformableConv2d
 
     if mode not in ("train", "eval"):
-        raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
+        raise UsageError(f"mode must be 'train' or 'eval', got {mode!r}")
     model = create_model(name, **model_kwargs).train(mode == "train")
     for module in model.modules():
         if isinstance(module, DeformableConv2d):
@@ -74,7 +76,5 @@ def markdown(table: Sequence[dict]) -> str:
 
 
 def write_flops(table: Sequence[dict], path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(markdown(table) + "\n")
-    return path
+    """Writes the table as Markdown (atomically); returns the path."""
+    return write_text(path, markdown(table) + "\n")

@@ -30,6 +30,7 @@ import onnx
 import torch
 from torch import nn
 
+from skinseg.files import atomic_path
 from skinseg.hardware import default_threads
 
 OPSET = 17
@@ -110,8 +111,7 @@ def export_onnx(
         register_deform_conv(opset)
     axes = {0: "batch", 2: "height", 3: "width"} if dynamic_size else {0: "batch"}
     example = torch.rand(1, 3, input_size, input_size)
-    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}.onnx")
-    with warnings.catch_warnings():
+    with atomic_path(path) as temporary, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*TorchScript-based ONNX export.*", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.\w+`? is deprecated.*", category=FutureWarning)
@@ -126,11 +126,10 @@ def export_onnx(
             do_constant_folding=True,
             dynamo=False,
         )
-    model_proto = onnx.load(str(temporary))
-    shapes_from_quantized_tensors(model_proto.graph)
-    set_metadata(model_proto, metadata or {})
-    onnx.save(model_proto, str(temporary))
-    os.replace(temporary, path)
+        model_proto = onnx.load(str(temporary))
+        shapes_from_quantized_tensors(model_proto.graph)
+        set_metadata(model_proto, metadata or {})
+        onnx.save(model_proto, str(temporary))
     return path
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from skinseg.checkpoints import load_network
+from skinseg.errors import CheckFailedError, OutputExistsError, UsageError
 from skinseg.export.checkpoint import export_checkpoint
 from skinseg.inference.session import DEFAULT_MODEL_DIR, DEFAULT_MODEL_NAME
 
@@ -139,11 +140,11 @@ def ship_checkpoint(
         (and what `export_checkpoint` raises).
     """
     if eval_images == 0:
-        raise ValueError("shipping checks int8 against fp32 on validation images: eval_images must be >= 1 or None")
+        raise UsageError("shipping checks int8 against fp32 on validation images: eval_images must be >= 1 or None")
     out_dir = Path(out_dir)
     existing = [path for path in shipped_files(out_dir) if path.exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{', '.join(map(str, existing))} already exist(s); pass --overwrite to replace "
+        raise OutputExistsError(f"{', '.join(map(str, existing))} already exist(s); pass --overwrite to replace "
                               "the shipped model")
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".ship-") as work:
@@ -152,7 +153,7 @@ def ship_checkpoint(
                                  calibration_images=calibration_images, eval_images=eval_images, progress=progress)
         scores = card["validation_at_full_resolution"]["scores"][f"int8 {engine}"]
         if scores["mean_abs_diff"] > INT8_FLOAT_TOLERANCE or scores["same_decision"] < INT8_SAME_DECISION:
-            raise RuntimeError(f"int8 ({engine}) differs from fp32 by mean |Δp| {scores['mean_abs_diff']:.4f} "
+            raise CheckFailedError(f"int8 ({engine}) differs from fp32 by mean |Δp| {scores['mean_abs_diff']:.4f} "
                                f"(limit {INT8_FLOAT_TOLERANCE}) with {scores['same_decision']:.2%} same decisions "
                                f"(limit {INT8_SAME_DECISION:.0%}); not shipped")
         (work / f"{DEFAULT_MODEL_NAME}.{engine}.int8.pt").unlink()

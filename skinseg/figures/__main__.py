@@ -10,12 +10,13 @@ Existing figures are kept unless `--overwrite`. Exit codes: 0 done, 2 bad argume
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
+
+from skinseg.errors import OutputExistsError, UsageError, add_debug_option, user_command
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -36,6 +37,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     compare.add_argument("--out", type=Path, default=Path("figures/model_plot.jpg"), help="figure file (.jpg/.png)")
     compare.add_argument("--side", type=int, default=384, help="longer side of each panel in pixels")
     compare.add_argument("--dpi", type=int, default=150)
+    for command in (stats, compare):
+        add_debug_option(command)
     compare.add_argument("--overwrite", action="store_true", help="replace an existing figure")
     args = parser.parse_args(argv)
     for name in ("max_images", "pixels_per_image", "workers", "side", "dpi"):
@@ -57,15 +60,16 @@ def run_stats(args: argparse.Namespace, console: Console) -> None:
 
 
 def run_compare(args: argparse.Namespace, console: Console) -> None:
+    from skinseg.data.io import list_images
     from skinseg.figures.compare import compare_figure
-    from skinseg.predict import list_images, make_predictor
+    from skinseg.inference import create_predictor
 
     if args.out.exists() and not args.overwrite:
-        raise FileExistsError(f"{args.out} already exists; choose another --out or pass --overwrite")
+        raise OutputExistsError(f"{args.out} already exists; choose another --out or pass --overwrite")
     if args.out.suffix.lower() not in (".jpg", ".jpeg", ".png"):
-        raise ValueError(f"--out {args.out}: use a .jpg or .png file name")
+        raise UsageError(f"--out {args.out}: use a .jpg or .png file name")
     images = [path for item in args.images for path in list_images(item)]
-    models = {Path(model).stem if Path(model).suffix else model: make_predictor(model).predict for model in args.models}
+    models = {Path(model).stem if Path(model).suffix else model: create_predictor(model).predict for model in args.models}
     with console.status(f"predicting {len(images)} images with {len(models)} models"):
         scores = compare_figure(images, models, args.out, args.masks, args.side, args.dpi)
     for stem, by_model in scores.items():
@@ -76,15 +80,11 @@ def run_compare(args: argparse.Namespace, console: Console) -> None:
     console.print(f"wrote {escape(str(args.out))}", highlight=False)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@user_command
+def main(argv: Sequence[str]) -> int:
     """Runs the command line; returns the exit code."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    console = Console(soft_wrap=True)
-    try:
-        (run_stats if args.command == "stats" else run_compare)(args, console)
-    except (ValueError, OSError) as error:  # DataError/UsageError are ValueErrors
-        console.print(f"[red]error:[/] {escape(str(error))}", highlight=False)
-        return 2
+    args = parse_args(argv)
+    (run_stats if args.command == "stats" else run_compare)(args, Console(soft_wrap=True))
     return 0
 
 

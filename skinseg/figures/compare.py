@@ -24,7 +24,8 @@ import numpy as np
 from PIL import Image
 
 from skinseg.data.io import DataError, read_image, read_mask
-from skinseg.figures import save_figure
+from skinseg.files import save_figure
+from skinseg.metrics import iou_at_half
 
 MAGENTA = np.array([255, 0, 255], np.float32)
 COLUMNS = ("original", "cutout", "overlay on the image", "errors: false positive red, false negative blue")
@@ -76,9 +77,7 @@ def error_map(rgb: np.ndarray, mask: np.ndarray, truth: np.ndarray) -> tuple[np.
     picture = np.repeat(grey[..., None], 3, axis=2).astype(np.uint8)
     picture[predicted & ~actual] = (230, 40, 40)
     picture[~predicted & actual] = (40, 90, 240)
-    union = (predicted | actual).sum()
-    iou = float((predicted & actual).sum() / union) if union else 1.0
-    return picture, iou
+    return picture, iou_at_half(mask, truth)
 
 
 def compare_figure(

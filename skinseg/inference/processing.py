@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from skinseg.data.io import to_uint8, read_image
+from skinseg.data.io import read_image, to_uint8
 from skinseg.inference.tiling import predict_tiled
+from skinseg.resize import check_resize_mode, inner_size, resize_image
 
 ImageInput = Image.Image | np.ndarray | str | os.PathLike
-RESIZE_MODES = ("squash", "letterbox")
 NORMALIZE_MODES = ("minmax", "none")
 _HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 
@@ -56,26 +56,24 @@ def to_rgb(image: ImageInput) -> np.ndarray:
     raise ValueError(f"expected an image array (H,W), (H,W,3) or (H,W,4), got shape {image.shape}")
 
 
-def model_input(rgb: np.ndarray, size: int, resize: str) -> tuple[np.ndarray, tuple[int, int]]:
+def model_input(rgb: np.ndarray, size: int, resize: str,
+                interpolation: str = "lanczos") -> tuple[np.ndarray, tuple[int, int]]:
     """Resizes an image for a network with square input `size`.
 
     Args:
         rgb: uint8 (H,W,3).
         size: side of the network input.
         resize: "squash" (stretch to size x size, aspect not kept) or "letterbox" (long
-            side = size, aspect kept, zero padding bottom/right). Both use Lanczos.
+            side = size, aspect kept, zero padding bottom/right).
+        interpolation: "lanczos" (the default, the original's) or "area" (training's); see
+            `skinseg.resize`.
 
     Returns:
         float32 (3,size,size) in [0,1], and the (height, width) of the image inside it
         (without the letterbox padding).
     """
-    height, width = rgb.shape[:2]
-    if resize == "squash":
-        inner = (size, size)
-    else:
-        scale = size / max(height, width)
-        inner = (max(1, min(size, round(height * scale))), max(1, min(size, round(width * scale))))
-    resized = np.asarray(Image.fromarray(rgb).resize((inner[1], inner[0]), Image.Resampling.LANCZOS))
+    inner = inner_size(*rgb.shape[:2], size, resize)
+    resized = resize_image(rgb, *inner, interpolation)
     chw = np.zeros((3, size, size), np.float32)
     chw[:, : inner[0], : inner[1]] = resized.transpose(2, 0, 1) / np.float32(255)
     return chw, inner
@@ -133,10 +131,10 @@ class Predictor(ABC):
     normalize: str
     postprocess: bool
     fixed_size: int | None = None
+    interpolation: str = "lanczos"  # of the input resize; "area" is training's (`skinseg.resize`)
 
     def _configure(self, size: int, resize: str, normalize: str, postprocess: bool) -> None:
-        if resize not in RESIZE_MODES:
-            raise ValueError(f"resize must be one of {RESIZE_MODES}, got {resize!r}")
+        check_resize_mode(resize)
         if normalize not in NORMALIZE_MODES:
             raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
         if int(size) < 1:
@@ -172,7 +170,7 @@ class Predictor(ABC):
         rgb = to_rgb(image)
         if tile:
             return self._predict_tiled(rgb, tile, overlap, batch_size)
-        chw, (inner_h, inner_w) = model_input(rgb, self.size, self.resize)
+        chw, (inner_h, inner_w) = model_input(rgb, self.size, self.resize, self.interpolation)
         probability = self.run(chw[None])[0, 0, :inner_h, :inner_w]
         return to_mask(probability, rgb.shape[:2], self.normalize, self.postprocess)
 
@@ -185,7 +183,7 @@ class Predictor(ABC):
         masks = []
         for start in range(0, len(images), batch_size):
             rgbs = [to_rgb(image) for image in images[start : start + batch_size]]
-            inputs = [model_input(rgb, self.size, self.resize) for rgb in rgbs]
+            inputs = [model_input(rgb, self.size, self.resize, self.interpolation) for rgb in rgbs]
             probabilities = self.run(np.stack([chw for chw, _ in inputs]))[:, 0]
             masks.extend(
                 to_mask(probability[:inner_h, :inner_w], rgb.shape[:2], self.normalize, self.postprocess)

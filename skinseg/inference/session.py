@@ -20,6 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from skinseg.errors import MissingFileError, NotAModelError, UsageError
+from skinseg.files import write_json
 from skinseg.hardware import AUTO, cpu_info, default_threads
 from skinseg.inference.processing import Predictor
 
@@ -183,10 +184,7 @@ def choose_shipped_precision(threads: int | None = None) -> RuntimeChoice:
         measured = {}
     if key not in measured:
         measured[key] = time_models(paths, int(card["input"]["size"]), threads)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_name(f".{cache.name}.tmp-{os.getpid()}")
-        temporary.write_text(json.dumps(measured, indent=1))
-        os.replace(temporary, cache)
+        write_json(cache, measured, indent=1)
     fp32_seconds, int8_seconds = measured[key]
     speed = f"{fp32_seconds / int8_seconds:.2f}x fp32's speed here ({int8_seconds:.3f} s vs {fp32_seconds:.3f} s)"
     if int8_seconds < fp32_seconds:

@@ -1,8 +1,9 @@
 """Segmentation networks: plain `nn.Module`s returning logits (B,C,H,W), and a registry.
 
 Every model returns logits of its input's size. U²Net-family models and BiRefNet_lite
-return a tuple (final logits, side outputs...) in training mode only; the first element is
-always the map used for inference.
+return `outputs.TrainingOutputs` (final logits and named side outputs) in training mode
+only; `outputs.final_logits` reads the map used for inference from either (the contract is
+`skinseg.models.outputs`).
 
 Modules may declare what export and quantization need to know about them (read by
 `skinseg.export.onnx` and `skinseg.quant.fx`):

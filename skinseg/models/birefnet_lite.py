@@ -29,6 +29,7 @@ from torch.utils.checkpoint import checkpoint
 from torchvision.ops import deform_conv2d
 
 from skinseg.hardware import AUTO, autocast_dtype
+from skinseg.models.outputs import TrainingOutputs, resize_to
 from skinseg.models.swin import SwinTransformer
 
 PARTS = ("backbone", "decoder")
@@ -41,11 +42,6 @@ DTYPES = {
     "bf16": torch.bfloat16,
     "bfloat16": torch.bfloat16,
 }
-
-
-def resize_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Bilinear resize (align_corners=True, as the original) of (B,C,h,w) to size (H,W)."""
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
 
 
 def image_tiles(image: torch.Tensor, grid: int, size: Sequence[int]) -> torch.Tensor:
@@ -459,13 +455,13 @@ class BiRefNetLite(nn.Module):
 
     Forward:
         x (B,in,H,W), any H, W >= 3 -> in eval mode the logits (B,num_classes,H,W); in
-        training mode a tuple of 10 tensors:
-        0: logits (B,num_classes,H,W), as in eval mode;
-        1-3: side logits of decoder levels 4, 3, 2, (B,num_classes,h,w) at H/32, H/16, H/8
+        training mode `TrainingOutputs` with
+        logits: (B,num_classes,H,W), as in eval mode;
+        sides: side logits of decoder levels 4, 3, 2, (B,num_classes,h,w) at H/32, H/16, H/8
             (sizes rounded up: ceil(ceil(H/4)/2^j));
-        4-6: gradient-map logits of levels 4, 3, 2, (B,1,h,w) at the same sizes;
-        7-9: gradient labels of levels 4, 3, 2, (B,num_classes,H,W): the 5x5 Laplacian of
-            the channel-mean image times the side logits resized to H,W (not detached).
+        gradient_predictions: gradient-map logits of levels 4, 3, 2, (B,1,h,w) at the same sizes;
+        gradient_labels: levels 4, 3, 2, (B,num_classes,H,W): the 5x5 Laplacian of the
+            channel-mean image times the side logits resized to H,W (not detached).
         The original training adds, per level, BCE(sigmoid(prediction resized to H,W),
         sigmoid(label)) to its pixel losses of the final and side logits.
         Outputs are on the backbone device (the input's device without a device map),
@@ -608,7 +604,7 @@ class BiRefNetLite(nn.Module):
             for full, small in zip(full_features, half_features)
         ]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | TrainingOutputs:
         if self.device_map is None:
             backbone = decoder = x.device
         else:
@@ -632,8 +628,9 @@ class BiRefNetLite(nn.Module):
         with self._precision("decoder", backbone):
             logits = self.decoder.head(p1, x_head)
 
-        outputs = [logits, *sides, *gradient_preds, *gradient_labels]
-        outputs = [o.to(backbone, torch.float32 if self.stage_dtypes else None) for o in outputs]
+        def out(tensors):
+            return tuple(o.to(backbone, torch.float32 if self.stage_dtypes else None) for o in tensors)
+
         if self.training:
-            return tuple(outputs)
-        return outputs[0]
+            return TrainingOutputs(*out([logits]), out(sides), out(gradient_preds), out(gradient_labels))
+        return out([logits])[0]

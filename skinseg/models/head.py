@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from skinseg.models.outputs import final_logits
+
 
 class ProbabilityHead(nn.Module):
     """Wraps a network for deployment: [0,1] images in, sigmoid probabilities of the main output out.
@@ -27,7 +29,4 @@ class ProbabilityHead(nn.Module):
         """images float (B,3,H,W) in [0,1] -> probabilities float (B,1,H,W)."""
         if self.normalise:
             images = (images - self.mean) / self.std
-        logits = self.net(images)
-        if isinstance(logits, (tuple, list)):
-            logits = logits[0]
-        return torch.sigmoid(logits)
+        return torch.sigmoid(final_logits(self.net(images)))

@@ -10,7 +10,6 @@ before merging). Module and parameter names follow the original code.
 from __future__ import annotations
 
 import itertools
-
 from collections.abc import Sequence
 
 import numpy as np

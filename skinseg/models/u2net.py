@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skinseg.models.outputs import TrainingOutputs
+
 U2NET_ENCODER = ((32, 64), (32, 128), (64, 256), (128, 512), (256, 512), (256, 512))
 U2NET_DECODER = ((16, 64), (32, 64), (64, 128), (128, 256), (256, 512))
 U2NET_HEIGHTS = (7, 6, 5, 4)
@@ -170,8 +172,8 @@ class U2Net(nn.Module):
             stages are RSU4F. Decoder stage i uses the height of encoder stage i.
 
     Forward:
-        x (B,in,H,W) -> logits (B,num_classes,H,W) in eval mode; in training mode a
-        tuple of the fused logits and the side logits, top stage first, each
+        x (B,in,H,W) -> logits (B,num_classes,H,W) in eval mode; in training mode
+        `TrainingOutputs(logits=fused, sides=side logits, top stage first)`, each
         (B,num_classes,H,W).
     """
 
@@ -220,7 +222,7 @@ class U2Net(nn.Module):
         self.fuse = nn.Conv2d(len(side_inputs) * num_classes, num_classes, 1)
         self.pool = nn.MaxPool2d(2, stride=2, ceil_mode=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | TrainingOutputs:
         skips = encode(self.encoder, self.pool, x)
         decoded = [skips[-1]]
         h = skips[-1]
@@ -233,5 +235,5 @@ class U2Net(nn.Module):
         stacked, sides = self.align_sides(sides)
         fused = self.fuse(stacked)
         if self.training:
-            return (fused, *sides)
+            return TrainingOutputs(fused, tuple(sides))
         return fused

@@ -21,8 +21,8 @@ class U2NetP(U2Net):
         rsu_heights: RSU heights of the top encoder stages; deeper stages are RSU4F.
 
     Forward:
-        x (B,in,H,W) -> logits (B,num_classes,H,W); in training a tuple of the fused
-        and six side logits.
+        x (B,in,H,W) -> logits (B,num_classes,H,W); in training `TrainingOutputs` of the
+        fused and six side logits.
     """
 
     def __init__(

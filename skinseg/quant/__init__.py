@@ -4,6 +4,7 @@
 (Lightning) is imported on first use.
 """
 
+from skinseg.lazy import lazy_getattr
 from skinseg.quant.fx import (
     ENGINES,
     METHODS,
@@ -16,7 +17,6 @@ from skinseg.quant.fx import (
     quantized_engine,
     save_int8,
 )
-from skinseg.lazy import lazy_getattr
 
 __all__ = [
     "ENGINES",

@@ -32,6 +32,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from skinseg.errors import UnknownNameError
+from skinseg.files import atomic_path
+
 ENGINES = ("fbgemm", "x86", "qnnpack")
 METHODS = ("ptq", "qat")
 CHECKPOINT_KEY = "skinseg_quantization"  # where a QAT checkpoint records its engine and size
@@ -61,9 +64,9 @@ def quantized_engine(engine: str) -> Iterator[None]:
 
 
 def check_engine(engine: str) -> None:
-    """Raises ValueError naming the valid engines for an unknown `engine`."""
+    """Raises UnknownNameError (a KeyError) naming the valid engines for an unknown `engine`."""
     if engine not in ENGINES:
-        raise ValueError(f"unknown quantization engine {engine!r}; valid engines: {', '.join(ENGINES)}")
+        raise UnknownNameError(f"unknown quantization engine {engine!r}; valid engines: {', '.join(ENGINES)}")
 
 
 def check_quantizable(net: nn.Module) -> None:
@@ -123,8 +126,8 @@ def prepare_qat(net: nn.Module, engine: str, size: int) -> torch.fx.GraphModule:
     """Fake-quantized copy of a float network for quantization-aware training.
 
     Traced in training mode, so the graph returns what the network returns while
-    training (U²Net: the fused map and the side outputs, for the deep-supervision loss;
-    element 0 is always the inference map). Conv+BN(+ReLU) become QAT modules that fold
+    training (U²Net: `TrainingOutputs` with the side outputs, for the deep-supervision
+    loss; `final_logits` reads the inference map). Conv+BN(+ReLU) become QAT modules that fold
     BN into the fake-quantized weights and keep updating BN statistics until frozen.
 
     Args:
@@ -200,12 +203,10 @@ def int8_network(net_config: dict, engine: str, method: str, size: int) -> torch
 def save_int8(quantized: torch.fx.GraphModule, path: str | os.PathLike, net_config: dict, engine: str,
               method: str, size: int) -> Path:
     """Writes the int8 state dict with what `load_int8` needs to rebuild the graph (atomic write)."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save({"state_dict": quantized.state_dict(), "net": net_config, "engine": engine, "method": method,
-                "size": size}, temporary)
-    os.replace(temporary, path)
-    return path
+    with atomic_path(path) as temporary:
+        torch.save({"state_dict": quantized.state_dict(), "net": net_config, "engine": engine, "method": method,
+                    "size": size}, temporary)
+    return Path(path)
 
 
 def load_int8(path: str | os.PathLike) -> tuple[torch.fx.GraphModule, str]:

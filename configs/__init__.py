@@ -1,0 +1,1 @@
+"""Hydra configs (`pkg://skinseg.configs` when skinseg is installed): see README.md."""

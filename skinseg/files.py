@@ -1,0 +1,112 @@
+"""Atomic file writes: a killed or failing writer leaves the old file or the new one, never a torn one.
+
+Every writer of the package goes through `atomic_path`: the data is written to a hidden
+temporary file beside the target (same folder, so the rename is atomic; same suffix, so
+PIL, OpenCV and matplotlib pick the right format), renamed over the target on success and
+removed on failure. A process killed with SIGKILL cannot remove its temporary file;
+`remove_stale_temporaries` deletes those whose writer is no longer running.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_path", "remove_stale_temporaries", "save_figure", "sha256", "write_csv", "write_json", "write_text"]
+
+_TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)(\.[^.]*)?$")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary path to write; it becomes `path` when the block ends without error.
+
+    The parent folder is created. On an exception the temporary file is removed and
+    `path` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Writes a text file atomically; returns its path."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text)
+    return Path(path)
+
+
+def write_json(path: str | os.PathLike, value: Any, indent: int | None = 2) -> Path:
+    """Writes a JSON file atomically (objects JSON cannot hold are written with `str`); returns its path."""
+    return write_text(path, json.dumps(value, indent=indent, default=str) + "\n")
+
+
+def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:
+    """Writes a CSV file atomically; returns its path."""
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return Path(path)
+
+
+def save_figure(figure, path: str | os.PathLike, dpi: int = 150) -> Path:
+    """Lays out and saves a matplotlib figure atomically (format from the suffix), then closes it."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    try:
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=dpi)
+    finally:
+        plt.close(figure)
+    return Path(path)
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's content (hex), read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Removes the temporary files in `folder` left by writers that are no longer running.
+
+    Returns:
+        The removed paths.
+    """
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        match = _TEMPORARY.match(path.name)
+        if match and path.is_file() and int(match.group(1)) != os.getpid() and not _running(int(match.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
