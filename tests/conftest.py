@@ -22,6 +22,34 @@ PUBLIC_DATA = Path(os.environ.get("SKINSEG_PUBLIC_DATA", ROOT.parent / "shared" 
 # slower) on CPUs without it. Tests of `trainer.precision=auto` set it themselves.
 FP32 = "trainer.precision=32-true"
 
+# The smallest constructor settings of each model that still run every layer: the model tests
+# build these, the training, export and quantization tests train them (`tiny_overrides`).
+TINY_NETS = {
+    "u2net": {"encoder_channels": [(4, 8)] * 6, "decoder_channels": [(4, 8)] * 5},
+    "u2netp": {"encoder_channels": [(4, 8)] * 4, "decoder_channels": [(4, 8)] * 3, "rsu_heights": [5, 4]},
+    "dlmv": {"width_mult": 0.25, "aspp_channels": 16},
+    # block_channels stays at 16: on the CPU, torch 2.14's bfloat16 weight gradient of a 3x3 conv
+    # from thousands of channels (the tile embeddings) to 4 or 8 corrupts memory.
+    "birefnet_lite": {
+        "embed_dim": 16,
+        "depths": (2, 2, 2, 2),
+        "num_heads": (1, 1, 2, 2),
+        "decoder_channels": (32, 16, 16, 8),
+        "block_channels": 16,
+        "aspp_channels": 8,
+        "gradient_channels": 4,
+    },
+}
+
+
+def tiny_overrides(name: str) -> list[str]:
+    """Hydra overrides (`+model.net.KEY=VALUE`) that build TINY_NETS[name]."""
+    return [f"+model.net.{key}={json.dumps(value, separators=(',', ':'))}" for key, value in TINY_NETS[name].items()]
+
+
+# a tiny BiRefNet_lite split over two devices (both the CPU here: the code path is the same)
+TINY_BIREFNET_SPLIT = [*tiny_overrides("birefnet_lite"), "model.device_map={backbone:cpu,decoder:cpu}"]
+
 
 def compose_train(overrides: list[str], tmp_path: Path, cache_dir: Path) -> DictConfig:
     """The train config for `overrides` (fp32 unless they set a precision or QAT), outputs under tmp_path."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from skinseg.bench import train as bench_train
 
-from .conftest import exit_2_message
+from .conftest import exit_2_message, tiny_overrides
 
 
 def test_training_benchmark_smoke(tmp_path, capsys, cache_dir):
@@ -90,7 +90,7 @@ def test_generalisation_study_trains_without_the_holdout_and_scores_it(tmp_path,
     argv = ["--holdout", "unseen", "--datasets", "seen", "unseen", "--data", str(tmp_path / "data"),
             "--model", "dlmv", "--size", "64", "--epochs", "1",
             "--set", "data.batch_size=2", "data.num_workers=0", "callbacks.rich_progress_bar=null",
-            "+model.net.width_mult=0.25", "trainer.precision=32-true",
+            *tiny_overrides("dlmv"), "trainer.precision=32-true",
             "--recipe", "plain", "data.augment=none", "--recipe", "composite", "data.composite=1.0",
             "--methods", "ycbcr", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
             "--workers", "1"]
@@ -142,7 +142,7 @@ def test_scenes_study_trains_with_and_without_ccp_and_scores_scenes_and_views(tm
 
     argv = ["--scenes", "--data", str(data), "--model", "dlmv", "--size", "64", "--epochs", "1",
             "--set", "data.batch_size=2", "data.num_workers=0", "callbacks.rich_progress_bar=null",
-            "+model.net.width_mult=0.25", "trainer.precision=32-true", "data.val_view_images=2",
+            *tiny_overrides("dlmv"), "trainer.precision=32-true", "data.val_view_images=2",
             "--recipe", "plain", "data.augment=none",
             "--recipe", "context", "data.augment=none", "data.zoom_out=1.0", "data.person_paste=1.0",
             "--methods", "ycbcr", "--view-images", "2", "--runs-dir", str(tmp_path / "runs"),

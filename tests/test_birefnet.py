@@ -10,9 +10,9 @@ from skinseg.models.birefnet_lite import BiRefNetLite, image_tiles
 from skinseg.models.outputs import TrainingOutputs
 from skinseg.models.swin import SwinTransformer
 
-from .test_models import TINY as MODEL_TINY
+from .conftest import TINY_NETS
 
-TINY = MODEL_TINY["birefnet_lite"]
+TINY = TINY_NETS["birefnet_lite"]
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from skinseg.errors import UsageError
 from skinseg.evaluation import checkpoint_entries, classical_entries, run
 from skinseg.training import train
 
-from .conftest import CONFIGS, PUBLIC_DATA, ROOT
+from .conftest import CONFIGS, PUBLIC_DATA, ROOT, tiny_overrides
 
 TINY_DEMO = ["data.demo.num_train=4", "data.demo.num_val=6", "data.demo.min_size=48", "data.demo.max_size=64"]
 
@@ -76,7 +76,7 @@ def test_mediapipe_is_listed_as_skipped_when_absent(eval_cfg, tmp_path):
 
 def test_a_trained_checkpoint_is_evaluated(eval_cfg, cfg_factory, tmp_path):
     summary = train(cfg_factory([
-        "model=dlmv", "+model.net.width_mult=0.25", "+model.net.aspp_channels=8",
+        "model=dlmv", *tiny_overrides("dlmv"),
         "data.demo.num_train=8", "data.demo.num_val=4", "data.image_size=64", "data.batch_size=4",
         "data.num_workers=0", "trainer.max_epochs=1", "callbacks.rich_progress_bar=null", "logger=csv",
     ]))

@@ -18,15 +18,9 @@ from skinseg.models import create_model
 from skinseg.models.birefnet_lite import DeformableConv2d
 from skinseg.training import train
 
-from .conftest import exit_2_message
-from .test_train import TINY_BIREFNET_SPLIT
+from .conftest import TINY_BIREFNET_SPLIT, exit_2_message, tiny_overrides
 
-TINY = {
-    "u2netp": ["+model.net.encoder_channels=[[4,8],[4,8],[4,8],[4,8]]",
-               "+model.net.decoder_channels=[[4,8],[4,8],[4,8]]", "+model.net.rsu_heights=[5,4]"],
-    "dlmv": ["+model.net.width_mult=0.25", "+model.net.aspp_channels=8"],
-    "birefnet_lite": TINY_BIREFNET_SPLIT,
-}
+TINY = {name: tiny_overrides(name) for name in ("u2netp", "dlmv")} | {"birefnet_lite": TINY_BIREFNET_SPLIT}
 # dlmv is trained letterboxed here; birefnet_lite's config letterboxes by default
 RESIZE = {"u2netp": "squash", "dlmv": "letterbox", "birefnet_lite": "letterbox"}
 

@@ -24,9 +24,7 @@ from skinseg.models import create_model
 from skinseg.models.head import ProbabilityHead
 from skinseg.predict import main as predict_main
 
-from .conftest import exit_2_message
-
-TINY_U2NETP = {"encoder_channels": [(4, 8)] * 4, "decoder_channels": [(4, 8)] * 3, "rsu_heights": [5, 4]}
+from .conftest import TINY_NETS, exit_2_message, tiny_overrides
 
 
 def image(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -40,7 +38,7 @@ def models(tmp_path_factory):
     """Tiny random U²NetP exports: "meta" (size 64, letterbox in metadata), "bare", "static" (1x3x48x48)."""
     folder = tmp_path_factory.mktemp("onnx")
     torch.manual_seed(0)
-    head = ProbabilityHead(create_model("u2netp", **TINY_U2NETP))
+    head = ProbabilityHead(create_model("u2netp", **TINY_NETS["u2netp"]))
     paths = {name: folder / f"{name}.onnx" for name in ("meta", "bare", "static")}
     export_onnx(head, paths["meta"], 64, metadata={"skinseg.input_size": 64, "skinseg.resize": "letterbox"})
     export_onnx(head, paths["bare"], 64)
@@ -61,7 +59,7 @@ def trained(tmp_path_factory, cache_dir):
 
     folder = tmp_path_factory.mktemp("trained")
     cfg = compose_train([
-        "model=dlmv", "+model.net.width_mult=0.25", "+model.net.aspp_channels=8",
+        "model=dlmv", *tiny_overrides("dlmv"),
         "model.input_mean=[0.485,0.456,0.406]", "model.input_std=[0.229,0.224,0.225]",
         "data.demo.num_train=4", "data.demo.num_val=2", "data.demo.min_size=48", "data.demo.max_size=64",
         "data.image_size=64", "data.batch_size=4", "data.resize_mode=letterbox", "data.num_workers=0",

@@ -8,7 +8,7 @@ from skinseg.losses import BceDiceLoss, BiRefNetLoss, dice_loss
 from skinseg.models import create_model
 from skinseg.models.outputs import TrainingOutputs
 
-from .test_models import TINY
+from .conftest import TINY_NETS as TINY
 
 
 def test_dice_is_zero_for_a_confident_perfect_prediction():

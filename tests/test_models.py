@@ -12,30 +12,16 @@ from skinseg.models.outputs import TrainingOutputs, final_logits
 from skinseg.module import load_weights
 from skinseg.quant import ENGINES, calibrate, convert, prepare_ptq, quantized_engine
 
+from .conftest import TINY_NETS
+
 PARAMETERS = {"u2net": 44_009_869, "u2netp": 1_131_181, "dlmv": 11_020_337, "birefnet_lite": 44_313_720}
 # outputs in training mode: the final logits, then side outputs
 TRAINING_OUTPUTS = {"u2net": 7, "u2netp": 7, "dlmv": 1, "birefnet_lite": 10}
 
-TINY = {
-    "u2net": {"encoder_channels": [(4, 8)] * 6, "decoder_channels": [(4, 8)] * 5},
-    "u2netp": {"encoder_channels": [(4, 8)] * 4, "decoder_channels": [(4, 8)] * 3, "rsu_heights": [5, 4]},
-    "dlmv": {"width_mult": 0.25, "aspp_channels": 16},
-    # block_channels stays at 16: on the CPU, torch 2.14's bfloat16 weight gradient of a 3x3 conv
-    # from thousands of channels (the tile embeddings) to 4 or 8 corrupts memory.
-    "birefnet_lite": {
-        "embed_dim": 16,
-        "depths": (2, 2, 2, 2),
-        "num_heads": (1, 1, 2, 2),
-        "decoder_channels": (32, 16, 16, 8),
-        "block_channels": 16,
-        "aspp_channels": 8,
-        "gradient_channels": 4,
-    },
-}
 
 
 def test_registry_covers_every_model():
-    assert set(MODELS) == set(PARAMETERS) == set(TINY) == set(TRAINING_OUTPUTS)
+    assert set(MODELS) == set(PARAMETERS) == set(TINY_NETS) == set(TRAINING_OUTPUTS)
 
 
 def test_unknown_name_lists_valid_names():
@@ -51,7 +37,7 @@ def test_parameter_count_matches_original(name):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_tiny_variant_is_much_smaller(name):
-    tiny = create_model(name, **TINY[name])
+    tiny = create_model(name, **TINY_NETS[name])
     assert sum(p.numel() for p in tiny.parameters()) < PARAMETERS[name] / 20
 
 
@@ -75,7 +61,7 @@ def test_forward_backward_at_odd_size(name):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_side_outputs_only_in_training(name):
-    model = create_model(name, **TINY[name])
+    model = create_model(name, **TINY_NETS[name])
     x = torch.rand(2, 3, 64, 80)
     model.train()
     train_out = model(x)
@@ -92,7 +78,7 @@ def test_side_outputs_only_in_training(name):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_eval_output_is_the_fused_training_output(name):
-    model = create_model(name, **TINY[name]).eval()
+    model = create_model(name, **TINY_NETS[name]).eval()
     x = torch.rand(2, 3, 48, 48)
     with torch.no_grad():
         eval_out = model(x)
@@ -103,7 +89,7 @@ def test_eval_output_is_the_fused_training_output(name):
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_four_channel_input(name):
-    model = create_model(name, in_channels=4, **TINY[name]).eval()
+    model = create_model(name, in_channels=4, **TINY_NETS[name]).eval()
     with torch.no_grad():
         assert model(torch.rand(1, 4, 64, 64)).shape == (1, 1, 64, 64)
 
@@ -113,7 +99,7 @@ def test_onnx_export_parity_fp32_and_every_int8_engine(tmp_path, name):
     """fp32 ONNX matches PyTorch to 1e-4 (at an odd size where the graph is dynamic); each engine's
     int8 ONNX matches PyTorch int8, or quantization refuses the model with its reason."""
     torch.manual_seed(0)
-    head = ProbabilityHead(create_model(name, **TINY[name])).eval()
+    head = ProbabilityHead(create_model(name, **TINY_NETS[name])).eval()
     images = torch.rand(2, 3, 72, 88) if has_dynamic_size(head) else torch.rand(2, 3, 64, 64)
     fp32 = export_onnx(head, tmp_path / f"{name}.onnx", 64)
     with torch.inference_mode():
@@ -135,7 +121,7 @@ def test_onnx_export_parity_fp32_and_every_int8_engine(tmp_path, name):
 
 
 def test_pretrained_weights_load_from_state_dict_and_checkpoints(tmp_path):
-    source = create_model("u2netp", **TINY["u2netp"])
+    source = create_model("u2netp", **TINY_NETS["u2netp"])
     bare = tmp_path / "bare.pth"
     torch.save(source.state_dict(), bare)
     lightning = tmp_path / "run.ckpt"
@@ -143,18 +129,18 @@ def test_pretrained_weights_load_from_state_dict_and_checkpoints(tmp_path):
     original = tmp_path / "original.pth.tar"
     torch.save({"state": {"state_dict": source.state_dict(), "epoch_count": 5}}, original)
     for path in (bare, lightning, original):
-        target = create_model("u2netp", **TINY["u2netp"])
+        target = create_model("u2netp", **TINY_NETS["u2netp"])
         load_weights(target, path)
         for key, value in source.state_dict().items():
             torch.testing.assert_close(target.state_dict()[key], value)
 
 
 def test_pretrained_errors_are_clear(tmp_path):
-    model = create_model("u2netp", **TINY["u2netp"])
+    model = create_model("u2netp", **TINY_NETS["u2netp"])
     with pytest.raises(FileNotFoundError, match="no such file"):
         load_weights(model, tmp_path / "missing.ckpt")
     other = tmp_path / "dlmv.pth"
-    torch.save(create_model("dlmv", **TINY["dlmv"]).state_dict(), other)
+    torch.save(create_model("dlmv", **TINY_NETS["dlmv"]).state_dict(), other)
     with pytest.raises(ValueError, match="does not fit U2NetP"):
         load_weights(model, other)
 
@@ -166,7 +152,7 @@ def test_dlmv_running_statistics_follow_a_network_trained_from_scratch():
     gaps = {}
     cases = (("default", {}, 0.1), ("torchvision", {"bn_momentum": 0.01}, 0.01))
     for name, momentum_args, expected_momentum in cases:
-        model = create_model("dlmv", **TINY["dlmv"], **momentum_args)
+        model = create_model("dlmv", **TINY_NETS["dlmv"], **momentum_args)
         assert {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)} == {expected_momentum}
         model.train()
         for dropout in (m for m in model.modules() if isinstance(m, torch.nn.Dropout)):

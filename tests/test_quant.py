@@ -18,15 +18,9 @@ from skinseg.models import ProbabilityHead
 from skinseg.quant import ENGINES, QuantizationAwareTraining, load_int8, quantized_engine
 from skinseg.training import train
 
-from .conftest import compose_train, exit_2_message
+from .conftest import compose_train, exit_2_message, tiny_overrides
 
-TINY = {
-    "u2netp": ["+model.net.encoder_channels=[[4,8],[4,8],[4,8],[4,8]]",
-               "+model.net.decoder_channels=[[4,8],[4,8],[4,8]]", "+model.net.rsu_heights=[5,4]"],
-    "u2net": ["+model.net.encoder_channels=[[4,8],[4,8],[4,8],[4,8],[4,8],[4,8]]",
-              "+model.net.decoder_channels=[[4,8],[4,8],[4,8],[4,8],[4,8]]"],
-    "dlmv": ["+model.net.width_mult=0.25", "+model.net.aspp_channels=8"],
-}
+TINY = {name: tiny_overrides(name) for name in ("u2netp", "u2net", "dlmv")}
 DEMO = ["data.demo.num_train=32", "data.demo.num_val=8", "data.image_size=64", "data.batch_size=4",
         "data.num_workers=0", "callbacks.rich_progress_bar=null"]
 # int8 vs fp32 on a briefly trained tiny model: mean |Δp| at the model's input size, and the

@@ -16,7 +16,7 @@ from hydra.errors import InstantiationException
 
 from skinseg.training import train
 
-from .conftest import FP32, PUBLIC_DATA, ROOT, public_dataset
+from .conftest import FP32, PUBLIC_DATA, ROOT, TINY_BIREFNET_SPLIT, public_dataset, tiny_overrides
 
 SMALL_DEMO = [
     "data.demo.num_train=16",
@@ -24,22 +24,6 @@ SMALL_DEMO = [
     "data.image_size=64",
     "data.batch_size=4",
     "data.num_workers=0",
-]
-TINY_U2NET = [
-    "+model.net.encoder_channels=[[4,8],[4,8],[4,8],[4,8],[4,8],[4,8]]",
-    "+model.net.decoder_channels=[[4,8],[4,8],[4,8],[4,8],[4,8]]",
-]
-
-# a tiny BiRefNet_lite split over two devices (both the CPU here: the code path is the same)
-TINY_BIREFNET_SPLIT = [
-    "+model.net.embed_dim=16",
-    "+model.net.depths=[2,2,2,2]",
-    "+model.net.num_heads=[1,1,2,2]",
-    "+model.net.decoder_channels=[32,16,16,8]",
-    "+model.net.block_channels=16",
-    "+model.net.aspp_channels=8",
-    "+model.net.gradient_channels=4",
-    "model.device_map={backbone:cpu,decoder:cpu}",
 ]
 
 
@@ -191,7 +175,7 @@ def test_scenes_without_skin_train_and_report_their_fpr(cfg_factory, folder_data
     summary = train(cfg_factory([
         "data=folder", f"data.root={folder_dataset.parent}", "data.datasets=[toy,scenes]", "data.image_size=32",
         "data.batch_size=4", "data.num_workers=0", "data.augment=none", "data.weights={scenes: 2.0}",
-        "trainer.max_epochs=1", "callbacks.rich_progress_bar=null", *TINY_U2NET,
+        "trainer.max_epochs=1", "callbacks.rich_progress_bar=null", *tiny_overrides("u2net"),
     ]))
     assert 0.0 <= summary["val/scenes/fpr"] <= 1.0 and "val/scenes/iou" not in summary
     assert 0.0 <= summary["val/toy/iou"] <= 1.0 and 0.0 <= summary["val/fpr"] <= 1.0
