@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import colorsys
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -866,3 +867,14 @@ def generate_demo_dataset(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def demo_dataset(root: str | os.PathLike, params: dict) -> pathlib.Path:
+    """The demo set for generator `params` under `root`, generated on first use.
+
+    Its folder is named by the generator version and a hash of the parameters
+    (`root/demo-v1-<hash>`), so other parameters never reuse a set made with these.
+    """
+    settings = json.dumps(dict(params), sort_keys=True)
+    digest = hashlib.sha1(settings.encode("utf-8")).hexdigest()[:8]
+    return generate_demo_dataset(pathlib.Path(root) / f"demo-v{DEMO_VERSION}-{digest}", **dict(params))

@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from skinseg.data.demo import DEMO_VERSION, generate_demo_dataset
+from skinseg.data.demo import demo_dataset
 from skinseg.data.io import IMAGE_EXTENSIONS, DataError, read_image, read_mask
 from skinseg.files import write_json
 
@@ -297,22 +297,17 @@ class FolderIndex:
 def dataset_folders(
     root: str | os.PathLike, datasets: Sequence[str] | None = None, demo: dict | None = None
 ) -> list[tuple[str, Path]]:
-    """(name, folder) of each dataset a data config names; generates the demo set if asked.
+    """(name, folder) of each dataset a data config names.
 
     Args:
         root: a dataset folder, or the parent of the folders named in `datasets`.
         datasets: folder names under root; None: root itself is the only dataset.
-        demo: demo-generator parameters; the demo set (generated under root on first use,
-            in a folder named by the generator version and a hash of the parameters)
-            replaces real data.
+        demo: demo-generator parameters: the demo set replaces real data (see
+            `skinseg.data.demo.demo_dataset`, which generates it under root on first use).
     """
     root = Path(root).expanduser()
     if demo is not None:
-        settings = json.dumps(dict(demo), sort_keys=True)
-        digest = hashlib.sha1(settings.encode("utf-8")).hexdigest()[:8]
-        folder = root / f"demo-v{DEMO_VERSION}-{digest}"
-        generate_demo_dataset(folder, **dict(demo))
-        return [("demo", folder)]
+        return [("demo", demo_dataset(root, demo))]
     if datasets:
         return [(name, root / name) for name in datasets]
     return [(root.resolve().name, root)]
