@@ -316,3 +316,24 @@ def test_public_scenes_datasets_scan(cache_dir):
     assert all(read_mask(sample.mask).max() == 0 for sample in negatives.split("val"))
     ccp = public_dataset("ccp")
     assert len(json.loads((ccp / "splits.json").read_text())["val"]) == 100
+
+
+def test_two_loader_workers_augment_differently_and_reproducibly(folder_dataset, tmp_path):
+    """num_workers=2 (worker seeding, albumentations and compositing in forked workers): a run
+    with the same seed repeats its batches, another seed draws others."""
+
+    def first_batches(seed: int) -> list[dict]:
+        module = SkinDataModule(tmp_path, datasets=["toy"], image_size=32, batch_size=2, num_workers=2,
+                                augment="seed26", composite=0.5, hflip=0.5)
+        module.setup("fit")
+        torch.manual_seed(seed)
+        loader = module.train_dataloader()
+        batches = [batch for batch, _ in zip(loader, range(4), strict=False)]
+        del loader
+        return batches
+
+    first, again, other = first_batches(0), first_batches(0), first_batches(1)
+    assert len(first) == 4 and all(batch["image"].shape == (2, 3, 32, 32) for batch in first)
+    assert all(torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
+               for a, b in zip(first, again, strict=True))
+    assert not all(torch.equal(a["image"], b["image"]) for a, b in zip(first, other, strict=True))
