@@ -1,6 +1,9 @@
-"""The benchmark scripts run (their figures are read by people, not asserted)."""
+"""The benchmark scripts run and their figures are finite and positive (the values themselves are read by people)."""
 
 from __future__ import annotations
+
+import csv
+import math
 
 from skinseg.bench import train as bench_train
 
@@ -56,6 +59,9 @@ def test_inference_benchmark_smoke(capsys, tmp_path):
     rows = [line for line in table.splitlines() if line.startswith("| dlmv |")]
     assert len(rows) == 4 and all(line.endswith(" |  |") for line in rows)  # 128: over budget
     assert (tmp_path / "inference_time.csv").read_text().count("dlmv") == 8
+    measured = [float(row["seconds_per_image"]) for row in csv.DictReader((tmp_path / "inference_time.csv").open())
+                if row["size"] == "64"]
+    assert len(measured) == 4 and all(0 < seconds < math.inf for seconds in measured)  # not NaN, not zero
 
     # a rerun at another size adds its cells and keeps the earlier ones
     bench_inference.main(["--models", "dlmv", "--sizes", "96", "--runs", "1", "--no-compile", "--engines", "qnnpack",
@@ -73,7 +79,9 @@ def test_birefnet_benchmark_smoke(capsys, tmp_path):
                          "--out", str(tmp_path)])
     output = capsys.readouterr().out
     assert "train step PyTorch fp32 cpu + checkpointing" in output and "peak RSS GiB" in output
-    assert (tmp_path / "birefnet_memory.csv").read_text().count("\n") == 4  # header + 3 rows
+    rows = list(csv.DictReader((tmp_path / "birefnet_memory.csv").open()))
+    assert len(rows) == 3
+    assert all(0 < float(row[key]) < math.inf for row in rows for key in ("seconds", "peak_rss_bytes"))
 
 
 def test_generalisation_study_trains_without_the_holdout_and_scores_it(tmp_path, capsys, cache_dir, monkeypatch):

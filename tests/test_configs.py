@@ -34,11 +34,18 @@ def test_data_configs(cfg_factory, tmp_path, data):
 
 @pytest.mark.parametrize("trainer", options("trainer"))
 def test_trainer_configs(cfg_factory, trainer):
-    cfg = cfg_factory([f"trainer={trainer}"])
+    cfg = cfg_factory([f"trainer={trainer}", "trainer.precision=auto"])
     if cfg.trainer.accelerator == "gpu":
-        assert cfg.trainer.devices in (1, "auto")  # no GPU here: composing is what we can check
+        from skinseg.hardware import resolve_precision
+
+        # without a GPU here: every other setting must still be a valid Trainer argument, and
+        # auto must pick a CUDA precision (bf16 where the card has it, else fp16 mixed)
+        cpu_trainer = instantiate(cfg.trainer, accelerator="cpu", devices=1, precision="32-true", _convert_="all")
+        assert isinstance(cpu_trainer, L.Trainer)
+        assert resolve_precision(cfg.trainer.precision, "gpu", cuda=True, cuda_bf16=True).precision == "bf16-mixed"
+        assert resolve_precision(cfg.trainer.precision, "gpu", cuda=True, cuda_bf16=False).precision == "16-mixed"
         return
-    assert isinstance(instantiate(cfg.trainer, _convert_="all"), L.Trainer)
+    assert isinstance(instantiate(cfg.trainer, precision="32-true", _convert_="all"), L.Trainer)
 
 
 @pytest.mark.parametrize("logger", options("logger"))
