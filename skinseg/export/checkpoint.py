@@ -85,7 +85,7 @@ def validation_scores(predictors: dict[str, Any], samples: Sequence[Sample], ref
     """mIoU, mIoU@0.5 and agreement with `reference` of each predictor's masks, at full resolution.
 
     Args:
-        predictors: label -> object with `predict(rgb) -> uint8 (H,W)` (Session, TorchSession).
+        predictors: label -> object with `predict(rgb) -> uint8 (H,W)` (`create_predictor`'s models).
         samples: validation pairs.
         reference: the label the others are compared with (the fp32 model).
 
@@ -306,14 +306,12 @@ def export_checkpoint(
         evaluation: dict[str, Any] = {}
         eval_samples = val_samples if eval_images is None else val_samples[:eval_images]
         if engines and eval_samples:
-            from skinseg.inference.session import Session
-            from skinseg.inference.torch_session import TorchSession
+            from skinseg.inference.factory import create_predictor
 
-            options = {"size": size, "resize": trained.resize_mode, "normalize": "none"}
+            options = {"size": size, "letterbox": trained.resize_mode == "letterbox", "normalize": "none"}
             reference = "float (QAT, fake-quantized)" if qat else "fp32"
-            predictors = {reference: TorchSession(checkpoint, **options) if qat else Session(work / f"{name}.onnx",
-                                                                                              **options)}
-            predictors |= {f"int8 {engine}": Session(work / f"{name}.{engine}.int8.onnx", **options)
+            predictors = {reference: create_predictor(checkpoint if qat else work / f"{name}.onnx", **options)}
+            predictors |= {f"int8 {engine}": create_predictor(work / f"{name}.{engine}.int8.onnx", **options)
                            for engine in engines}
             evaluation = {"images": len(eval_samples), "reference": reference,
                           "scores": validation_scores(predictors, eval_samples, reference, report)}
