@@ -10,6 +10,15 @@ from skinseg.bench import train as bench_train
 from .conftest import exit_2_message, tiny_overrides
 
 
+def table_figures(output: str, label: str) -> list[float]:
+    """The numeric cells of the printed (rich) table row that starts with `label`."""
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.strip("│┃ ").split("│")]
+        if cells and cells[0] == label:
+            return [float(cell) for cell in cells[1:] if cell]
+    raise AssertionError(f"no row {label!r} in:\n{output}")
+
+
 def test_training_benchmark_smoke(tmp_path, capsys, cache_dir):
     from skinseg.hardware import cpu_info, resolve_precision
 
@@ -36,6 +45,8 @@ def test_augmentation_benchmark_smoke(capsys):
     bench_augment.main(["--images", "2", "--workers", "1", "--repeats", "1", "--samples", "5", "--train-steps", "1"])
     output = capsys.readouterr().out
     assert "variants written/s" in output and "seed26 alone" in output
+    figures = table_figures(output, "1") + table_figures(output, "resize 256 + flip + seed26")
+    assert len(figures) == 5 and all(0 < value < math.inf for value in figures)
 
 
 def test_classical_benchmark_smoke(capsys):
@@ -44,6 +55,9 @@ def test_classical_benchmark_smoke(capsys):
     bench_classical.main(["--side", "64", "--repeats", "1"])
     output = capsys.readouterr().out
     assert "JPEG decode" in output and "ycbcr" in output and "icm" in output
+    for method in ("ycbcr", "icm"):
+        figures = table_figures(output, method)
+        assert len(figures) == 4 and all(0 < value < math.inf for value in figures)
 
 
 def test_inference_benchmark_smoke(capsys, tmp_path):
