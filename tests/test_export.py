@@ -10,7 +10,8 @@ import onnx
 import pytest
 import torch
 
-from skinseg.export.checkpoint import export_checkpoint
+from skinseg.data.folder import FolderIndex, load_pair
+from skinseg.export.checkpoint import dataset_table, export_checkpoint, validation_scores
 from skinseg.export.cli import main as export_main
 from skinseg.export.flops import REFERENCE_ROWS, count_gflops, flops_table, markdown
 from skinseg.export.onnx import onnx_probabilities
@@ -18,7 +19,7 @@ from skinseg.models import create_model
 from skinseg.models.birefnet_lite import DeformableConv2d
 from skinseg.training import train
 
-from .conftest import TINY_BIREFNET_SPLIT, exit_2_message, tiny_overrides
+from .conftest import TINY_BIREFNET_SPLIT, exit_2_message, tiny_overrides, write_dataset
 
 TINY = {name: tiny_overrides(name) for name in ("u2netp", "dlmv")} | {"birefnet_lite": TINY_BIREFNET_SPLIT}
 # dlmv is trained letterboxed here; birefnet_lite's config letterboxes by default
@@ -151,8 +152,12 @@ def test_ship_writes_the_package_model_and_refuses_a_stray_int8(checkpoints, tmp
 
 
 def test_flops_match_the_original_rows():
-    table = flops_table(REFERENCE_ROWS)
-    figures = {(row["model"], row["size"]): round(row["gflops"], 3) for row in table}
+    """The original's rows (u2net at 1024, u2netp at 512 and 1024, dlmv at 256), counted at a quarter
+    or an eighth of the side: every layer of these fully convolutional nets scales with the area."""
+    scales = (4, 4, 8, 1)
+    table = flops_table([(name, size // scale, mode) for (name, size, mode), scale in zip(REFERENCE_ROWS, scales)])
+    figures = {(name, size): round(row["gflops"] * scale**2, 3)
+               for row, (name, size, _), scale in zip(table, REFERENCE_ROWS, scales)}
     assert figures == {("u2net", 1024): 604.007, ("u2netp", 512): 51.271, ("u2netp", 1024): 205.082,
                        ("dlmv", 256): 2.473}
     assert table[0]["params"] == 44_009_869
@@ -179,3 +184,29 @@ def test_flops_leave_birefnet_deformable_convs_uncounted_on_request():
     assert sum(macs) / 1e9 <= counted - uncounted <= 1.1 * sum(macs) / 1e9
     rows = flops_table([("birefnet_lite", size, "eval")], count_deformable=False)
     assert "deformable convs uncounted" in markdown(rows)
+
+
+class ConstantPredictor:
+    def __init__(self, value: int):
+        self.value = value
+
+    def predict(self, image: np.ndarray) -> np.ndarray:
+        return np.full(image.shape[:2], self.value, np.uint8)
+
+
+def test_validation_scores_per_dataset_treat_empty_masks_as_scenes(tmp_path):
+    """Everything called skin: F1 = 2P/(P+1) with P the skin share, FPR 1 and no IoU on the scenes."""
+    skin = write_dataset(tmp_path / "skin", ["a", "b", "c"], val=2, seed=3)
+    scenes = write_dataset(tmp_path / "scenes", ["s0", "s1", "s2"], val=2, size=(30, 20), empty=True)
+    samples = [*FolderIndex(skin, name="skin").split("val"), *FolderIndex(scenes, name="scenes").split("val")]
+    result = validation_scores({"none": ConstantPredictor(0), "all": ConstantPredictor(255)}, samples, "none")
+    shares = [np.mean(load_pair(sample)[1] >= 128) for sample in samples[:2]]
+    assert result["datasets"]["skin"]["all"]["f1"] == pytest.approx(np.mean([2 * p / (p + 1) for p in shares]))
+    assert result["datasets"]["skin"]["all"]["miou_at_half"] == pytest.approx(np.mean(shares))
+    assert result["datasets"]["scenes"]["all"] == {"images": 2, "images_with_skin": 0, "miou_at_half": None,
+                                                   "f1": None, "fpr": 1.0}
+    assert result["datasets"]["scenes"]["none"]["fpr"] == 0.0
+    assert result["scores"]["all"]["same_decision"] == 0.0 and result["scores"]["none"]["miou_at_half"] < 1e-6
+    header, rows = dataset_table({"images": 4, **result})
+    assert header[:5] == ["dataset", "images", "none mIoU@0.5", "none F1", "none FPR"]
+    assert rows[1] == ["scenes", "2", "-", "-", "0.0000", "-", "-", "1.0000"]

@@ -73,3 +73,11 @@ def test_predict_cli_needs_only_the_paths(tmp_path):
     for folder in ("out", "int8"):
         mask = np.asarray(Image.open(tmp_path / folder / "photo.png"))
         assert mask.shape == image.shape[:2] and mask.max() > 128
+
+
+def test_model_card_lists_the_training_sets_not_the_val_views():
+    from skinseg.export.ship import model_card_markdown
+
+    card = json.loads((DEFAULT_MODEL_DIR / "u2netp_skin.json").read_text())
+    training = model_card_markdown(card).split("## Training data")[1].split("## Recipe")[0]
+    assert "`ccp`" in training and "`negatives`" in training and "view_" not in training

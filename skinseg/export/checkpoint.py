@@ -32,7 +32,7 @@ from skinseg.data.transforms import resize_transforms
 from skinseg.errors import CheckFailedError, OutputExistsError, UsageError
 from skinseg.export.onnx import export_onnx, has_dynamic_size, onnx_probabilities, required_opset
 from skinseg.files import sha256, write_json
-from skinseg.metrics import iou_at_half, soft_iou
+from skinseg.metrics import confusion, false_positive_rate, iou_at_half, precision_recall_f1, soft_iou
 from skinseg.models.head import ProbabilityHead
 from skinseg.quant.fx import (
     calibrate,
@@ -81,8 +81,8 @@ def model_inputs(samples: Sequence[Sample], size: int, resize_mode: str) -> np.n
 
 
 def validation_scores(predictors: dict[str, Any], samples: Sequence[Sample], reference: str,
-                      progress: Progress | None = None) -> dict[str, dict[str, float]]:
-    """mIoU, mIoU@0.5 and agreement with `reference` of each predictor's masks, at full resolution.
+                      progress: Progress | None = None) -> dict[str, dict[str, Any]]:
+    """Each predictor's masks at full resolution: overall, per dataset, and against `reference`.
 
     Args:
         predictors: label -> object with `predict(rgb) -> uint8 (H,W)` (`create_predictor`'s models).
@@ -90,21 +90,57 @@ def validation_scores(predictors: dict[str, Any], samples: Sequence[Sample], ref
         reference: the label the others are compared with (the fp32 model).
 
     Returns:
-        label -> {"miou", "miou_at_half", "mean_abs_diff" (0-1, vs reference), "same_decision"
-        (fraction of pixels on the same side of 0.5 as the reference)}.
+        {"scores": label -> {"miou", "miou_at_half" (means over the images with skin),
+        "mean_abs_diff" (0-1, vs reference), "same_decision" (fraction of pixels on the same side of
+        0.5 as the reference), over all images}, "datasets": dataset -> label -> {"images",
+        "images_with_skin", "miou_at_half" and "f1" (images with skin; None without any),
+        "fpr" (mean over all images: on a set of empty masks, the share of each image called skin)}}.
     """
-    sums = {label: np.zeros(4) for label in predictors}
+    records: dict[str, list[dict[str, Any]]] = {label: [] for label in predictors}
     for index, sample in enumerate(samples):
         image, gt = load_pair(sample)
         masks = {label: predictor.predict(image) for label, predictor in predictors.items()}
         for label, mask in masks.items():
-            difference = np.abs(mask.astype(np.int16) - masks[reference]).mean() / 255
-            same = np.mean((mask >= 128) == (masks[reference] >= 128))
-            sums[label] += (soft_iou(mask, gt), iou_at_half(mask, gt), difference, same)
+            tp, fp, fn, tn = confusion(mask, gt)
+            records[label].append({
+                "dataset": sample.dataset, "skin": tp + fn > 0, "miou": soft_iou(mask, gt),
+                "miou_at_half": iou_at_half(mask, gt), "f1": precision_recall_f1(tp, fp, fn)[2],
+                "fpr": false_positive_rate(fp, tn),
+                "mean_abs_diff": np.abs(mask.astype(np.int16) - masks[reference]).mean() / 255,
+                "same_decision": np.mean((mask >= 128) == (masks[reference] >= 128))})
         if progress:
             progress(f"validation {index + 1}/{len(samples)}")
-    keys = ("miou", "miou_at_half", "mean_abs_diff", "same_decision")
-    return {label: dict(zip(keys, (total / max(1, len(samples))).tolist(), strict=True)) for label, total in sums.items()}
+
+    def mean(rows: list[dict[str, Any]], key: str) -> float | None:
+        return float(np.mean([row[key] for row in rows])) if rows else None
+
+    scores, datasets = {}, {}
+    for label, rows in records.items():
+        with_skin = [row for row in rows if row["skin"]]
+        scores[label] = {"miou": mean(with_skin, "miou"), "miou_at_half": mean(with_skin, "miou_at_half"),
+                         "mean_abs_diff": mean(rows, "mean_abs_diff"), "same_decision": mean(rows, "same_decision")}
+        for dataset in dict.fromkeys(row["dataset"] for row in rows):
+            subset = [row for row in rows if row["dataset"] == dataset]
+            skin = [row for row in subset if row["skin"]]
+            datasets.setdefault(dataset, {})[label] = {
+                "images": len(subset), "images_with_skin": len(skin), "miou_at_half": mean(skin, "miou_at_half"),
+                "f1": mean(skin, "f1"), "fpr": mean(subset, "fpr")}
+    return {"scores": scores, "datasets": datasets}
+
+
+def figure(value: float | None) -> str:
+    """A score with four decimals, or "-" where there is none (e.g. mIoU on a set without skin)."""
+    return "-" if value is None else f"{value:.4f}"
+
+
+def dataset_table(evaluation: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the per-dataset full-resolution figures of `validation_scores`."""
+    labels = list(evaluation["scores"])
+    header = ["dataset", "images", *(f"{label} {key}" for label in labels for key in ("mIoU@0.5", "F1", "FPR"))]
+    rows = [[dataset, str(next(iter(per_label.values()))["images"]),
+             *(figure(per_label[label][key]) for label in labels for key in ("miou_at_half", "f1", "fpr"))]
+            for dataset, per_label in evaluation.get("datasets", {}).items()]
+    return header, rows
 
 
 def planned_files(out_dir: Path, name: str, engines: Sequence[str], with_fp32: bool) -> list[Path]:
@@ -314,7 +350,7 @@ def export_checkpoint(
             predictors |= {f"int8 {engine}": create_predictor(work / f"{name}.{engine}.int8.onnx", **options)
                            for engine in engines}
             evaluation = {"images": len(eval_samples), "reference": reference,
-                          "scores": validation_scores(predictors, eval_samples, reference, report)}
+                          **validation_scores(predictors, eval_samples, reference, report)}
         card = model_card(trained, checkpoint, name, size, card_onnx, int8, evaluation, files)
         files.append(write_json(work / f"{name}.json", card))
         for path in files:

@@ -55,7 +55,7 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     from skinseg.checkpoints import newest_checkpoint
-    from skinseg.export.checkpoint import export_checkpoint
+    from skinseg.export.checkpoint import dataset_table, export_checkpoint, figure
 
     console = Console(soft_wrap=True)
     if args.ckpt is None:
@@ -81,9 +81,17 @@ def run_export(args: argparse.Namespace) -> int:
         for column in ("model", "mIoU", "mIoU@0.5", f"mean |Δ| vs {evaluation['reference']}", "same decision"):
             table.add_column(column)
         for label, scores in evaluation["scores"].items():
-            table.add_row(label, f"{scores['miou']:.4f}", f"{scores['miou_at_half']:.4f}",
+            table.add_row(label, figure(scores["miou"]), figure(scores["miou_at_half"]),
                           f"{scores['mean_abs_diff']:.4f}", f"{scores['same_decision']:.2%}")
         console.print(table)
+        header, rows = dataset_table(evaluation)
+        per_dataset = Table(title="per dataset (mIoU@0.5 and F1 over images with skin; FPR: share of non-skin "
+                                  "pixels called skin)")
+        for column in header:
+            per_dataset.add_column(column)
+        for row in rows:
+            per_dataset.add_row(*row)
+        console.print(per_dataset)
     console.print(f"model card: {escape(str(args.out / (card['name'] + '.json')))}", highlight=False)
     return 0
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from skinseg.checkpoints import load_network
 from skinseg.errors import CheckFailedError, OutputExistsError, UsageError
-from skinseg.export.checkpoint import export_checkpoint
+from skinseg.export.checkpoint import dataset_table, export_checkpoint, figure
 from skinseg.inference.session import DEFAULT_MODEL_DIR, DEFAULT_MODEL_NAME
 
 # the shipped int8 model against its fp32 twin: mean |Δp| on the validation images at full
@@ -56,7 +56,8 @@ def shipped_files(out_dir: Path) -> list[Path]:
 def recipe(run_config: dict[str, Any]) -> dict[str, Any]:
     """The training settings a user needs to reproduce the run (from the checkpoint's config)."""
     data, model, trainer = run_config.get("data", {}), run_config.get("model", {}), run_config.get("trainer", {})
-    keys = ("image_size", "resize_mode", "batch_size", "augment", "composite", "hflip", "vflip", "rotate90", "crop")
+    keys = ("image_size", "resize_mode", "batch_size", "augment", "composite", "hflip", "vflip", "rotate90", "crop",
+            "zoom_out", "person_paste", "scene_crop", "skin_tone", "weights")
     return {
         "tags": run_config.get("tags"),
         "seed": run_config.get("seed"),
@@ -74,6 +75,8 @@ def model_card_markdown(card: dict[str, Any], notes: str = "") -> str:
     architecture, shipped = card["architecture"], card["shipped"]
     training = shipped["recipe"]
     names = card.get("dataset_names") or training.get("datasets") or []
+    # the val views (view_dark_tone, ...) are validation copies made from these sets, not training data
+    trained_on = training.get("datasets") or [name for name in names if not name.startswith("view_")]
     best = card.get("val_metrics_at_training_resolution") or {}
     lines = [
         f"# {DEFAULT_MODEL_NAME}: the skin segmenter shipped with skinseg {card['skinseg_version']}",
@@ -88,7 +91,7 @@ def model_card_markdown(card: dict[str, Any], notes: str = "") -> str:
         "",
         "## Training data",
         "",
-        *[f"- `{name}`: {CITATIONS.get(name, 'user dataset')}" for name in names],
+        *[f"- `{name}`: {CITATIONS.get(name, 'user dataset')}" for name in trained_on],
         "",
         "## Recipe",
         "",
@@ -112,8 +115,14 @@ def model_card_markdown(card: dict[str, Any], notes: str = "") -> str:
         lines += ["", f"Full resolution through `Session`, {evaluation['images']} validation images:", "",
                   "| file | mIoU | mIoU@0.5 | mean \\|Δp\\| vs fp32 | same decision as fp32 |", "|---|---:|---:|---:|---:|"]
         for label, scores in evaluation["scores"].items():
-            lines.append(f"| {label} | {scores['miou']:.4f} | {scores['miou_at_half']:.4f} | "
+            lines.append(f"| {label} | {figure(scores['miou'])} | {figure(scores['miou_at_half'])} | "
                          f"{scores['mean_abs_diff']:.4f} | {scores['same_decision']:.2%} |")
+        header, rows = dataset_table(evaluation)
+        if rows:
+            lines += ["", "Per dataset at full resolution (mIoU@0.5 and mean F1 over the images with skin; FPR: "
+                      "the mean share of non-skin pixels called skin, on `negatives` the share of each scene):",
+                      "", f"| {' | '.join(header)} |", f"|---|{'---:|' * (len(header) - 1)}",
+                      *(f"| {' | '.join(row)} |" for row in rows)]
     if notes:
         lines += ["", "## Notes", "", notes.strip()]
     lines += ["", "## Licence", "", LICENCE, ""]
