@@ -144,6 +144,15 @@ def resolve_hardware(cfg: DictConfig) -> dict[str, str]:
     }
 
 
+def unset_keys(node: Any, prefix: str = "") -> list[str]:
+    """The dotted keys of a config container (unresolved) whose value is Hydra's mandatory `???`."""
+    if isinstance(node, dict):
+        return [key for name, value in node.items() for key in unset_keys(value, f"{prefix}{name}.")]
+    if isinstance(node, list):
+        return [key for index, value in enumerate(node) for key in unset_keys(value, f"{prefix}{index}.")]
+    return [prefix[:-1]] if node == "???" else []
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Trains the configured model on the configured data; returns the summary.
 
@@ -151,6 +160,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     their reasons), the best epoch's validation metrics (by val/iou), the best and last
     checkpoint paths, the output folder and the wall time.
     """
+    missing = unset_keys(OmegaConf.to_container(cfg, resolve=False))
+    if missing:
+        raise UsageError(f"the config leaves {', '.join(missing)} unset (???): give them on the command line, "
+                         f"e.g. python train.py ... {missing[0]}=VALUE")
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     if rank_zero_only.rank == 0:

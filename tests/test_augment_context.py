@@ -51,9 +51,12 @@ def test_people_and_backgrounds_are_checked(folder_dataset, scenes_dataset, tmp_
         module(tmp_path, backgrounds="scenes", val_views=["small_people"])
 
 
-def test_validation_views_are_reported_per_view(folder_dataset, scenes_dataset, people_dataset, tmp_path):
+# 2 workers: the val set (pairs + views, a ConcatDataset) seeded in forked workers, as where cores are many
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_validation_views_are_reported_per_view(folder_dataset, scenes_dataset, people_dataset, tmp_path,
+                                                num_workers):
     datamodule = module(tmp_path, backgrounds="scenes", people="people", scene_datasets=["scenes"],
-                        val_views=list(VIEWS), val_view_images=3)
+                        val_views=list(VIEWS), val_view_images=3, num_workers=num_workers)
     assert datamodule.dataset_names == ["toy", "scenes", *(f"view_{view}" for view in VIEWS)]
     batches = list(datamodule.val_dataloader())
     ids = torch.cat([batch["dataset"] for batch in batches]).tolist()

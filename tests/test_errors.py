@@ -209,3 +209,13 @@ def test_figures_and_benches_end_user_errors_in_one_line(tmp_path, capsys):
                                                  str(tmp_path / "runs"), "--recipe", "flips only", "data.augment=none"],
                            capsys)
     assert f"{unfinished} holds an unfinished run" in error
+
+
+def test_train_with_a_mandatory_value_unset(tmp_path, cache_dir):
+    result = run_entry_point("train.py", ["experiment=u2netp_scenes_refine", FP32, f"hydra.run.dir={tmp_path / 'run'}"],
+                             cache_dir)
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: the config leaves stage1_checkpoint unset (???): give them on the command line, "
+                      "e.g. python train.py ... stage1_checkpoint=VALUE"]
+    assert "Traceback" not in result.stderr + result.stdout and not (tmp_path / "run" / "checkpoints").exists()

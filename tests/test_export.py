@@ -140,6 +140,8 @@ def test_ship_writes_the_package_model_and_refuses_a_stray_int8(checkpoints, tmp
     card = json.loads((out / "u2netp_skin.json").read_text())
     assert set(card["files"]) == {"u2netp_skin.onnx", "u2netp_skin.int8.onnx"}
     assert card["shipped"]["recipe"]["data"]["image_size"] == 64 and "/" not in card["checkpoint"]
+    assert card["shipped"]["recipe"]["started_from"] is None and "started from" not in (out / "MODEL_CARD.md").read_text()
+    assert ship.recipe({"model": {"pretrained": "/runs/stage1/best.ckpt"}})["started_from"] == "best.ckpt"
     text = (out / "MODEL_CARD.md").read_text()
     assert "Interim model" in text and "research" in text and "| demo |" in text and "int8 qnnpack" in text
     assert Session(out / "u2netp_skin.int8.onnx").predict(np.zeros((30, 40, 3), np.uint8)).shape == (30, 40)

@@ -130,8 +130,10 @@ def seed_worker(worker_id: int) -> None:
     """
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
-    info = get_worker_info()
-    info.dataset.transform.set_random_seed(seed)
+    dataset = get_worker_info().dataset
+    # the validation set is the plain val pairs plus the views (a ConcatDataset)
+    for part in dataset.datasets if isinstance(dataset, ConcatDataset) else [dataset]:
+        part.transform.set_random_seed(seed)
 
 
 class SkinDataModule(L.LightningDataModule):

@@ -67,6 +67,7 @@ def recipe(run_config: dict[str, Any]) -> dict[str, Any]:
         "optimizer": {key: value for key, value in (model.get("optimizer") or {}).items() if not key.startswith("_")},
         "epochs": trainer.get("max_epochs"),
         "precision": trainer.get("precision"),
+        "started_from": Path(model["pretrained"]).name if model.get("pretrained") else None,
     }
 
 
@@ -97,6 +98,8 @@ def model_card_markdown(card: dict[str, Any], notes: str = "") -> str:
         "",
         f"- checkpoint `{shipped['checkpoint']}`, best epoch {best.get('epoch', '?')} (step {best.get('step', '?')})",
         f"- tags {training['tags']}, seed {training['seed']}, {training['epochs']} epochs, {training['precision']}",
+        *([f"- started from `{training['started_from']}` (model.pretrained: an earlier stage's checkpoint)"]
+          if training.get("started_from") else []),
         f"- data {json.dumps(training['data'])}",
         f"- loss {json.dumps(training['loss'])}, optimizer {json.dumps(training['optimizer'])}",
         "",
