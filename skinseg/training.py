@@ -145,7 +145,11 @@ def resolve_hardware(cfg: DictConfig) -> dict[str, str]:
 
 
 def unset_keys(node: Any, prefix: str = "") -> list[str]:
-    """The dotted keys of a config container (unresolved) whose value is Hydra's mandatory `???`."""
+    """The dotted keys of a config container (unresolved) whose value is Hydra's mandatory `???`.
+
+    `OmegaConf.missing_keys` would do, but raises where an interpolation points at such a key
+    (`model.pretrained: ${stage1_checkpoint}`), the case this check is for.
+    """
     if isinstance(node, dict):
         return [key for name, value in node.items() for key in unset_keys(value, f"{prefix}{name}.")]
     if isinstance(node, list):

@@ -92,14 +92,15 @@ def test_qat_configs(cfg_factory, engine, model):
 def test_experiment_configs(cfg_factory, tmp_path, experiment):
     cfg = cfg_factory([f"experiment={experiment}"])
     unset = unset_keys(OmegaConf.to_container(cfg))
+    stage1 = None
     if unset:  # a second stage: it starts from the first stage's checkpoint, given on the command line
         assert unset == ["stage1_checkpoint"]
         stage1 = instantiate(cfg_factory([f"experiment={experiment}", "model.pretrained=null"]).model, _convert_="all")
         torch.save({"state_dict": stage1.state_dict()}, tmp_path / "stage1.ckpt")
         cfg = cfg_factory([f"experiment={experiment}", f"stage1_checkpoint={tmp_path / 'stage1.ckpt'}"])
-        model = instantiate(cfg.model, _convert_="all")
+    model = instantiate(cfg.model, _convert_="all")
+    if stage1 is not None:
         assert all(torch.equal(value, stage1.state_dict()[key]) for key, value in model.state_dict().items())
-    instantiate(cfg.model, _convert_="all")
     instantiate(cfg.data, _convert_="all")
 
 
