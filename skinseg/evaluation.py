@@ -35,6 +35,7 @@ from skinseg import metrics
 from skinseg.data.folder import Sample, file_stamp
 from skinseg.errors import DataError, MissingFileError, UnknownNameError, UsageError
 from skinseg.files import atomic_path, sha256, write_csv, write_json, write_text
+from skinseg.inference.processing import DEFAULT_UPSAMPLE
 
 # evaluate.yaml's output folder: results/<data> for the val split, results/<data>-<split> for the others
 OmegaConf.register_new_resolver("split_suffix", lambda split: "" if split == "val" else f"-{split}", replace=True)
@@ -112,8 +113,10 @@ def checkpoint_entries(patterns: Sequence[str], search_root: str | os.PathLike =
             # a run's checkpoint: "<run>/<file stem>"; any other file: its stem
             in_run = resolved.parent.name == "checkpoints"
             label = f"{resolved.parent.parent.name}/{resolved.stem}" if in_run else resolved.stem
-            # by content: a same-size copy or a retrained file at the same path gets its own predictions
-            entries.append(Entry(label, "model", str(resolved), {"sha256": sha256(resolved)}))
+            # by content: a same-size copy or a retrained file at the same path gets its own predictions;
+            # by the resize back that checkpoints get, so predictions made before a change are not reused
+            settings = {"sha256": sha256(resolved), "upsample": DEFAULT_UPSAMPLE}
+            entries.append(Entry(label, "model", str(resolved), settings))
     return entries
 
 

@@ -44,6 +44,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--letterbox", action="store_true", help="keep the aspect ratio (default: model's)")
     parser.add_argument("--normalize", choices=("minmax", "none"),
                         help="min-max rescale each mask (default: minmax for .onnx, none for .ckpt)")
+    parser.add_argument("--upsample", choices=("guided", "lanczos"),
+                        help="resize back to the image: guided (edges follow the image's; skinseg's exports) "
+                             "or lanczos (the original's); default: the model's")
     parser.add_argument("--postprocess", action="store_true", help="open (3x3 ellipse), Gaussian 9x9 σ 2")
     parser.add_argument("--threads", type=int,
                         help="CPU threads for the model (default: the physical cores this process may use)")
@@ -78,7 +81,7 @@ def main(argv: Sequence[str]) -> int:
     images = list_images(args.input)
     check_output_dir(args.input, args.output_dir)
     model = create_predictor(args.model, args.size, args.letterbox, args.normalize, args.postprocess,
-                           args.threads, args.tile, args.overlap, args.precision)
+                           args.threads, args.tile, args.overlap, args.precision, args.upsample)
     console.print(f"model: {escape(model.description)}", highlight=False)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     written = failed = kept = 0

@@ -184,7 +184,7 @@ def test_scenes_study_trains_with_and_without_ccp_and_scores_scenes_and_views(tm
     assert views == ["dark_tone-2", "skin_wall-2", "small_people-2", "zoom_out-2"]
 
 
-def test_resize_benchmark_scores_both_interpolations(folder_dataset, tmp_path, capsys):
+def test_resize_benchmark_scores_the_interpolations_and_the_guided_upsampling(folder_dataset, tmp_path, capsys):
     import csv
     import math
 
@@ -192,10 +192,12 @@ def test_resize_benchmark_scores_both_interpolations(folder_dataset, tmp_path, c
 
     bench_resize.main(["--data", str(folder_dataset.parent), "--datasets", folder_dataset.name, "--images", "2",
                        "--out", str(tmp_path)])
-    assert "input interpolation" in capsys.readouterr().out
+    assert "resizing in and out" in capsys.readouterr().out
     rows = list(csv.reader((tmp_path / "resize.csv").open()))
-    assert rows[0][:4] == ["dataset", "images", "mIoU@0.5 lanczos", "mIoU@0.5 area"] and len(rows) == 2
+    assert rows[0][:5] == ["dataset", "images", "mIoU@0.5 lanczos", "mIoU@0.5 area in", "mIoU@0.5 guided out"]
+    assert rows[0][-3:] == ["ms lanczos", "ms area in", "ms guided out"] and len(rows) == 2
     figures = [float(value) for value in rows[1][2:]]
-    assert all(math.isfinite(value) for value in figures) and all(0 <= value <= 1 for value in figures[:4])
+    assert all(math.isfinite(value) for value in figures) and all(0 <= value <= 1 for value in figures[:6])
+    assert all(value > 0 for value in figures[-3:])
     error = exit_2_message(bench_resize.main, ["--data", str(tmp_path / "nowhere")], capsys)
     assert "no such folder" in error

@@ -54,6 +54,7 @@ def test_export_writes_a_checked_onnx_and_a_model_card(checkpoints, tmp_path, na
     assert saved["files"][f"{name}.onnx"]["sha256"] and "val/iou" in saved["val_metrics_at_training_resolution"]
     metadata = {prop.key: prop.value for prop in onnx.load(str(onnx_path)).metadata_props}
     assert metadata["skinseg.input_size"] == "64" and metadata["skinseg.model"] == name
+    assert metadata["skinseg.upsample"] == "guided"
     # BiRefNet_lite: opset 19 for DeformConv, and a graph of the export size only
     assert saved["onnx"]["opset"] == (19 if name == "birefnet_lite" else 17)
     assert saved["onnx"]["dynamic_size"] is (name != "birefnet_lite")

@@ -69,8 +69,8 @@ def trained(tmp_path_factory, cache_dir):
     trained_network = load_network(checkpoint)
     hparams = trained_network.hparams
     head = ProbabilityHead(trained_network.net, hparams["input_mean"], hparams["input_std"])
-    onnx_path = export_onnx(head, folder / "m.onnx", 64,
-                            metadata={"skinseg.input_size": 64, "skinseg.resize": "letterbox"})
+    onnx_path = export_onnx(head, folder / "m.onnx", 64, metadata={
+        "skinseg.input_size": 64, "skinseg.resize": "letterbox", "skinseg.upsample": "guided"})
     return checkpoint, onnx_path
 
 
@@ -172,6 +172,9 @@ def test_size_providers_and_threads(models):
         assert fallback.providers == ["CPUExecutionProvider"]
     with pytest.raises(ValueError, match="resize"):
         Session(models["meta"], resize="crop")
+    assert Session(models["meta"]).upsample == "lanczos"  # no "skinseg.upsample" key: the original's
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        Session(models["meta"], upsample="nearest")
     with pytest.raises(FileNotFoundError):
         Session(models["meta"].with_name("missing.onnx"))
 
@@ -190,6 +193,7 @@ def test_torch_session_matches_the_exported_onnx(trained):
     torch_session = TorchSession(checkpoint)
     assert (torch_session.size, torch_session.resize, torch_session.normalize) == (64, "letterbox", "none")
     session = Session(onnx_path, normalize="none")
+    assert torch_session.upsample == session.upsample == "guided"  # Session: from the ONNX metadata
     images = [image(90, 60, 1), image(64, 64, 2), image(41, 133, 3)]
     for rgb in images:
         torch_mask = torch_session.predict(rgb)
@@ -201,6 +205,65 @@ def test_torch_session_matches_the_exported_onnx(trained):
     for a, b in zip(*batches, strict=True):
         assert np.abs(a.astype(int) - b).max() <= 1
     assert np.asarray(torch_session.remove(images[0])).shape == (90, 60, 4)
+
+
+# --- guided upsampling ------------------------------------------------------------------------
+
+
+def disc_photo(height: int = 330, width: int = 220) -> tuple[np.ndarray, np.ndarray]:
+    """A skin-coloured disc with a thin arm on a textured background: RGB uint8 (H,W,3), truth bool (H,W)."""
+    rows, cols = np.mgrid[:height, :width]
+    truth = (rows - 0.4 * height) ** 2 + (cols - 0.5 * width) ** 2 < (0.25 * width) ** 2
+    truth |= (np.abs(cols - 0.25 * width) < 4) & (rows > 0.5 * height)  # 8 px wide: 2.3 px at 64
+    background = image(height, width, seed=5) // 2 + 40
+    photo = np.where(truth[..., None], np.array([225, 170, 140], np.uint8), background)
+    return photo.astype(np.uint8), truth
+
+
+def network_view(truth: np.ndarray, side: int) -> np.ndarray:
+    """What a perfect network at `side` px sees of `truth`: its area-averaged squash, float32 (side,side)."""
+    return np.asarray(Image.fromarray(truth.astype(np.float32)).resize((side, side), Image.Resampling.BOX))
+
+
+def iou(mask: np.ndarray, truth: np.ndarray) -> float:
+    predicted = mask >= 128
+    return float((predicted & truth).sum() / (predicted | truth).sum())
+
+
+def test_guided_upsampling_puts_the_edges_on_the_image():
+    from skinseg.inference.processing import to_mask
+
+    photo, truth = disc_photo()
+    probability = network_view(truth, 64)
+    lanczos = to_mask(probability, truth.shape)
+    guided = to_mask(probability, truth.shape, guide=photo, network_side=64)
+    assert guided.shape == truth.shape and guided.dtype == np.uint8
+    assert iou(guided, truth) > max(0.99, iou(lanczos, truth) + 0.005)
+    arm = truth & (np.abs(np.arange(truth.shape[1]) - 0.25 * truth.shape[1]) < 4)[None]
+    assert (guided[arm] >= 128).mean() >= (lanczos[arm] >= 128).mean()
+
+
+def test_guided_upsampling_keeps_flat_maps_and_works_on_a_smaller_grid():
+    from skinseg.inference.guided import guided_upsample
+
+    photo, truth = disc_photo(400, 300)
+    flat = guided_upsample(np.full((64, 64), 0.3, np.float32), photo, 64)
+    np.testing.assert_allclose(flat, 0.3, atol=1e-5)
+    probability = network_view(truth, 96)
+    full = guided_upsample(probability, photo, 96)
+    coarse = guided_upsample(probability, photo, 96, work_side=200)  # coefficients at half size
+    assert full.shape == coarse.shape == truth.shape and full.dtype == np.float32
+    assert 0 <= full.min() and full.max() <= 1
+    assert ((full >= 0.5) == (coarse >= 0.5)).mean() > 0.99
+    assert iou(coarse * 255, truth) > 0.95
+
+
+def test_session_upsample_option(models):
+    photo, _ = disc_photo(90, 60)
+    lanczos, guided = (Session(models["meta"], normalize="none", upsample=mode) for mode in ("lanczos", "guided"))
+    assert guided.upsample == "guided" and guided.predict(photo).shape == (90, 60)
+    assert np.abs(guided.predict(photo).astype(int) - lanczos.predict(photo)).max() > 0
+    np.testing.assert_array_equal(guided.predict(photo, tile=32, overlap=8), lanczos.predict(photo, tile=32, overlap=8))
 
 
 # --- tiling ----------------------------------------------------------------------------------
@@ -304,6 +367,13 @@ def test_cli_with_a_classical_method_a_checkpoint_and_one_file(trained, tmp_path
                          "--threads", "1", "--postprocess"]) == 0
     assert np.asarray(Image.open(tmp_path / "ckpt" / "one.png")).shape == (50, 40)
     assert "1 written" in capsys.readouterr().out
+    assert predict_main([str(tmp_path / "one.jpg"), str(tmp_path / "lanczos"), "--model", trained[0],
+                         "--upsample", "lanczos"]) == 0
+    expected = TorchSession(trained[0], upsample="lanczos").predict(read_image(tmp_path / "one.jpg"))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "lanczos" / "one.png")), expected)
+    error = exit_2_message(predict_main, [str(tmp_path / "one.jpg"), str(tmp_path / "x"), "--model", "hsv",
+                                          "--upsample", "guided"], capsys)
+    assert "--upsample" in error
 
 
 def test_cli_refuses_bad_models_and_the_input_folder(models, tmp_path, capsys):

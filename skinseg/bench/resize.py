@@ -1,16 +1,21 @@
-"""What inference's resize costs: `python -m skinseg.bench.resize [--model M] [--data DIR] [--images N]`.
+"""What inference's resizing costs: `python -m skinseg.bench.resize [--model M] [--data DIR] [--images N]`.
 
 Training resizes with area averaging (shrinking) and bilinear interpolation (enlarging);
-inference with Lanczos, as the original's sessions did (`skinseg.resize`). This scores one
-model at full resolution on the first N validation images of each dataset under `--data`
-with both input interpolations, and prints mIoU@0.5, F1 and FPR side by side with the
-difference (training's minus inference's). Default model: the shipped U²NetP, fp32.
+inference resizes the photo in with Lanczos, as the original's sessions did (`skinseg.resize`),
+and the network's output back to the photo's size with Lanczos (the original's) or the
+colour guided filter (`skinseg.inference.guided`, what skinseg's exports use). This scores
+one model at full resolution on the first N validation images of each dataset under
+`--data` with three settings: Lanczos in and out (the original's), training's interpolation
+in, and guided out, and prints mIoU@0.5, FPR and the median milliseconds per image of each,
+with the differences to the original's. Default model: the shipped U²NetP, fp32.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
+import time
 from pathlib import Path
 
 from rich.console import Console
@@ -22,19 +27,24 @@ from skinseg.data.folder import FolderIndex, Sample, dataset_folders, load_pair
 from skinseg.errors import MissingFileError, add_debug_option, user_command
 from skinseg.hardware import cpu_name
 from skinseg.inference.factory import Model, create_predictor
-from skinseg.resize import INTERPOLATIONS
+
+# setting -> (input interpolation, output upsampling); the first is the baseline of the differences
+SETTINGS = {"lanczos": ("lanczos", "lanczos"), "area in": ("area", "lanczos"), "guided out": ("lanczos", "guided")}
 
 
-def scores_by_interpolation(model: Model, samples: list[Sample]) -> dict[str, dict]:
-    """{interpolation: metrics.summarise of the samples' masks} for each of INTERPOLATIONS."""
+def scores_by_setting(model: Model, samples: list[Sample]) -> dict[str, dict]:
+    """{setting: metrics.summarise of the samples' masks, plus "ms": median ms per image} for SETTINGS."""
     results = {}
-    for interpolation in INTERPOLATIONS:
-        model.session.interpolation = interpolation
-        scores = []
+    for setting, (interpolation, upsample) in SETTINGS.items():
+        model.session.interpolation, model.session.upsample = interpolation, upsample
+        scores, milliseconds = [], []
         for sample in samples:
             image, truth = load_pair(sample)
-            scores.append(metrics.score_image(model.predict(image), truth))
-        results[interpolation] = metrics.summarise(scores)
+            start = time.perf_counter()
+            mask = model.predict(image)
+            milliseconds.append(1000 * (time.perf_counter() - start))
+            scores.append(metrics.score_image(mask, truth))
+        results[setting] = metrics.summarise(scores) | {"ms": statistics.median(milliseconds)}
     return results
 
 
@@ -66,22 +76,26 @@ def main(argv: list[str]) -> None:
     for name, folder in dataset_folders(args.data, names):
         samples = FolderIndex(folder, name=name).split("val")[: args.images]
         if samples:
-            rows.append((name, len(samples), scores_by_interpolation(model, samples)))
+            rows.append((name, len(samples), scores_by_setting(model, samples)))
 
     console = Console(width=140)
-    title = f"{model.description}: input interpolation, full resolution; {cpu_name()}"
-    columns = ["dataset", "images"] + [f"{key} {interpolation}" for key in ("mIoU@0.5", "FPR")
-                                       for interpolation in INTERPOLATIONS] + ["Δ mIoU@0.5", "Δ FPR"]
+    title = f"{model.description}: resizing in and out, full resolution; {cpu_name()}"
+    others = list(SETTINGS)[1:]
+    columns = ["dataset", "images"] + [f"{key} {setting}" for key in ("mIoU@0.5", "FPR") for setting in SETTINGS]
+    columns += [f"Δ {key} {setting}" for setting in others for key in ("mIoU@0.5", "FPR")]
+    columns += [f"ms {setting}" for setting in SETTINGS]
     table = Table(title=title)
     for column in columns:
         table.add_column(column, justify="right")
     lines, csv_rows = [f"# {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)], []
     for name, count, results in rows:
-        lanczos, area = results["lanczos"], results["area"]
-        delta_iou = None if lanczos["miou50"] is None else area["miou50"] - lanczos["miou50"]
-        values = [lanczos["miou50"], area["miou50"], lanczos["fpr"], area["fpr"], delta_iou,
-                  area["fpr"] - lanczos["fpr"]]
-        cells = [name, str(count), *map(cell, values)]
+        baseline = results["lanczos"]
+        values = [results[setting][key] for key in ("miou50", "fpr") for setting in SETTINGS]
+        for setting in others:
+            values.append(None if baseline["miou50"] is None else results[setting]["miou50"] - baseline["miou50"])
+            values.append(results[setting]["fpr"] - baseline["fpr"])
+        values += [results[setting]["ms"] for setting in SETTINGS]
+        cells = [name, str(count), *map(cell, values[:-len(SETTINGS)]), *(f"{ms:.1f}" for ms in values[-len(SETTINGS):])]
         table.add_row(*cells)
         lines.append("| " + " | ".join(cells) + " |")
         csv_rows.append([name, count, *values])

@@ -32,6 +32,7 @@ from skinseg.data.transforms import resize_transforms
 from skinseg.errors import CheckFailedError, OutputExistsError, UsageError
 from skinseg.export.onnx import export_onnx, has_dynamic_size, onnx_probabilities, required_opset
 from skinseg.files import sha256, write_json
+from skinseg.inference.processing import DEFAULT_UPSAMPLE
 from skinseg.metrics import confusion, false_positive_rate, iou_at_half, precision_recall_f1, soft_iou
 from skinseg.models.head import ProbabilityHead
 from skinseg.quant.fx import (
@@ -203,8 +204,8 @@ def export_verified(trained: TrainedNetwork, work: Path, name: str, size: int, e
     """
     qat = trained.quantization
     mean, std = trained.hparams.get("input_mean"), trained.hparams.get("input_std")
-    metadata = {"skinseg.input_size": size, "skinseg.resize": trained.resize_mode, "skinseg.model": name,
-                "skinseg.version": skinseg.__version__}
+    metadata = {"skinseg.input_size": size, "skinseg.resize": trained.resize_mode, "skinseg.upsample": DEFAULT_UPSAMPLE,
+                "skinseg.model": name, "skinseg.version": skinseg.__version__}
     card_onnx: dict[str, Any] = {"opset": required_opset(trained.net), "dynamic_size": has_dynamic_size(trained.net),
                                  "parity_images": len(parity_inputs)}
     head = ProbabilityHead(trained.net, mean, std).eval()
@@ -264,6 +265,7 @@ def model_card(trained: TrainedNetwork, checkpoint: str | os.PathLike, name: str
             "inside_graph": "normalisation (if any) and sigmoid",
         },
         "output": "probabilities (B,1,H,W) of skin, at the input's size",
+        "upsample": "guided: Session resizes the output to the image's size with the colour guided filter",
         "training_data": trained.run_config.get("data") or {},
         "dataset_names": extras.get("dataset_names"),
         "val_metrics_at_training_resolution": extras.get("best_metrics"),

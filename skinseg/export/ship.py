@@ -82,9 +82,11 @@ def model_card_markdown(card: dict[str, Any], notes: str = "") -> str:
     lines = [
         f"# {DEFAULT_MODEL_NAME}: the skin segmenter shipped with skinseg {card['skinseg_version']}",
         "",
-        f"{architecture['net']['name']} ({architecture['parameters']:,} parameters) trained from scratch, "
-        f"input {card['input']['size']} px ({card['input']['resize']}), output skin probabilities at the "
-        "input's size. Load it with `skinseg.inference.Session()` or `python -m skinseg.predict IN OUT`.",
+        (f"{architecture['net']['name']} ({architecture['parameters']:,} parameters) trained from scratch, "
+         f"input {card['input']['size']} px ({card['input']['resize']}), output skin probabilities at the "
+         "input's size, which `Session` brings back to the photo's size with the colour guided filter (edges "
+         "follow the photo's; `upsample=\"lanczos\"`: the original's resize). Load it with "
+         "`skinseg.inference.Session()` or `python -m skinseg.predict IN OUT`."),
         "",
         "| file | bytes | sha256 |",
         "|---|---:|---|",

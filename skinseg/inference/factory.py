@@ -42,13 +42,15 @@ def create_predictor(
     tile: int | None = None,
     overlap: int = 0,
     precision: str = "auto",
+    upsample: str | None = None,
 ) -> Model:
     """An RGB uint8 (H,W,3) -> uint8 (H,W) mask function for any model skinseg runs.
 
     Args:
         model: a .onnx file (Session), a .ckpt file (TorchSession), a classical method name,
             or None: the shipped U²NetP.
-        size, letterbox, normalize, threads, tile, overlap: network options (None: the model's).
+        size, letterbox, normalize, threads, tile, overlap, upsample: network options (None:
+            the model's).
         postprocess: open + Gaussian clean-up.
         precision: the shipped model's file, "auto", "fp32" or "int8" (see `Session`).
 
@@ -63,6 +65,8 @@ def create_predictor(
     options = {"size": size, "resize": "letterbox" if letterbox else None, "postprocess": postprocess}
     if normalize:
         options["normalize"] = normalize
+    if upsample:
+        options["upsample"] = upsample
     path = Path(model) if model is not None else None
     if path is None or (path.suffix == ".onnx" and path.is_file()):
         from skinseg.inference.session import Session
@@ -85,7 +89,7 @@ def create_predictor(
         from skinseg.classical import create_method
 
         network_options = {"tile": tile, "size": size, "letterbox": letterbox, "normalize": normalize,
-                           "threads": threads}
+                           "threads": threads, "upsample": upsample}
         given = [f"--{flag}" for flag, value in network_options.items() if value]
         if given:
             raise UsageError(f"{', '.join(given)}: for .onnx/.ckpt models, not method {model!r}")

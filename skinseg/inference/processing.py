@@ -16,11 +16,14 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from skinseg.data.io import read_image, to_uint8
+from skinseg.inference.guided import guided_upsample
 from skinseg.inference.tiling import predict_tiled
 from skinseg.resize import check_resize_mode, inner_size, resize_image
 
 ImageInput = Image.Image | np.ndarray | str | os.PathLike
 NORMALIZE_MODES = ("minmax", "none")
+UPSAMPLE_MODES = ("lanczos", "guided")
+DEFAULT_UPSAMPLE = "guided"  # skinseg's own models: checkpoints, and exports through their ONNX metadata
 _HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 
 
@@ -95,15 +98,20 @@ def post_process(mask: np.ndarray) -> np.ndarray:
 
 
 def to_mask(
-    probability: np.ndarray, shape: tuple[int, int], normalize: str = "none", postprocess: bool = False
+    probability: np.ndarray, shape: tuple[int, int], normalize: str = "none", postprocess: bool = False,
+    guide: np.ndarray | None = None, network_side: int | None = None,
 ) -> np.ndarray:
     """A probability map float (h,w) -> uint8 (H,W) mask at the image's size `shape`.
 
-    Min-max normalisation (if "minmax"), x255 rounded to uint8, Lanczos resize
-    (cv2.INTER_LANCZOS4, saturating) to `shape`, then `post_process` if asked.
+    Min-max normalisation (if "minmax"); then, without `guide`, x255 rounded to uint8 and
+    Lanczos resize (cv2.INTER_LANCZOS4, saturating) to `shape` (the original's); with
+    `guide` (the image, uint8 (H,W,3)), `guided_upsample` to its size, then x255 to uint8;
+    then `post_process` if asked.
     """
     if normalize == "minmax":
         probability = minmax(probability)
+    if guide is not None:
+        probability = guided_upsample(probability, guide, network_side or max(probability.shape))
     mask = np.clip(np.rint(probability * 255), 0, 255).astype(np.uint8)
     if mask.shape != tuple(shape):
         mask = cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_LANCZOS4)
@@ -118,11 +126,12 @@ def cutout(rgb: np.ndarray, mask: np.ndarray) -> Image.Image:
 class Predictor(ABC):
     """Image -> skin mask around a network's `run`, with the original Session's processing.
 
-    The steps (input conversion, Lanczos squash/letterbox resize, min-max, resize back,
-    post-processing) are listed on `skinseg.inference.session.Session`. With `tile`, the
-    resize and run become `predict_tiled` at the image's own resolution.
+    The steps (input conversion, Lanczos squash/letterbox resize, min-max, resize back
+    (Lanczos or guided), post-processing) are listed on `skinseg.inference.session.Session`.
+    With `tile`, the resize and run become `predict_tiled` at the image's own resolution
+    (no resize back, so `upsample` does not apply).
 
-    Subclasses set `size`, `resize`, `normalize`, `postprocess` (with `_configure`),
+    Subclasses set `size`, `resize`, `normalize`, `postprocess`, `upsample` (with `_configure`),
     `fixed_size` (the network's static input side, or None) and implement `run`.
     """
 
@@ -130,17 +139,26 @@ class Predictor(ABC):
     resize: str
     normalize: str
     postprocess: bool
+    upsample: str
     fixed_size: int | None = None
     interpolation: str = "lanczos"  # of the input resize; "area" is training's (`skinseg.resize`)
 
-    def _configure(self, size: int, resize: str, normalize: str, postprocess: bool) -> None:
+    def _configure(self, size: int, resize: str, normalize: str, postprocess: bool, upsample: str) -> None:
         check_resize_mode(resize)
         if normalize not in NORMALIZE_MODES:
             raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
+        if upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
         if int(size) < 1:
             raise ValueError(f"size must be positive, got {size}")
         self.size, self.resize, self.normalize = int(size), resize, normalize
         self.postprocess = bool(postprocess)
+        self.upsample = upsample
+
+    def _to_mask(self, probability: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+        """The network's probabilities for `rgb` (padding removed) -> its uint8 (H,W) mask."""
+        guide = rgb if self.upsample == "guided" else None
+        return to_mask(probability, rgb.shape[:2], self.normalize, self.postprocess, guide, self.size)
 
     @abstractmethod
     def run(self, images: np.ndarray) -> np.ndarray:
@@ -172,7 +190,7 @@ class Predictor(ABC):
             return self._predict_tiled(rgb, tile, overlap, batch_size)
         chw, (inner_h, inner_w) = model_input(rgb, self.size, self.resize, self.interpolation)
         probability = self.run(chw[None])[0, 0, :inner_h, :inner_w]
-        return to_mask(probability, rgb.shape[:2], self.normalize, self.postprocess)
+        return self._to_mask(probability, rgb)
 
     def predict_batch(
         self, images: Sequence[ImageInput], batch_size: int = 8, tile: int | None = None, overlap: int = 64
@@ -186,7 +204,7 @@ class Predictor(ABC):
             inputs = [model_input(rgb, self.size, self.resize, self.interpolation) for rgb in rgbs]
             probabilities = self.run(np.stack([chw for chw, _ in inputs]))[:, 0]
             masks.extend(
-                to_mask(probability[:inner_h, :inner_w], rgb.shape[:2], self.normalize, self.postprocess)
+                self._to_mask(probability[:inner_h, :inner_w], rgb)
                 for rgb, (_, (inner_h, inner_w)), probability in zip(rgbs, inputs, probabilities, strict=True)
             )
         return masks

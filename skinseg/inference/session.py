@@ -25,7 +25,7 @@ from skinseg.hardware import AUTO, cpu_info, default_threads
 from skinseg.inference.processing import Predictor
 
 DEFAULT_SIZE = 320
-SIZE_KEY, RESIZE_KEY = "skinseg.input_size", "skinseg.resize"
+SIZE_KEY, RESIZE_KEY, UPSAMPLE_KEY = "skinseg.input_size", "skinseg.resize", "skinseg.upsample"
 # The skin segmenter shipped in the package (`python export.py ship`): U²NetP trained on the public data
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 DEFAULT_MODEL_NAME = "u2netp_skin"
@@ -206,7 +206,9 @@ class Session(Predictor):
     3. /255 -> float32 (B,3,size,size); run; output 0, channel 0.
     4. `normalize="minmax"` (the original): (p - min)/(max - min) per image, a constant
        map unchanged; "none" keeps the probabilities.
-    5. x255 rounded to uint8; Lanczos (cv2.INTER_LANCZOS4) resize to the input's size.
+    5. Back to the input's size: `upsample="lanczos"` (the original): x255 rounded to uint8,
+       Lanczos (cv2.INTER_LANCZOS4) resize; `"guided"`: the colour guided filter moves the
+       mask's edges onto the image's (`skinseg.inference.guided`), then x255 to uint8.
     6. `postprocess=True` (the original's `post_process`): morphological open with a 3x3
        ellipse, then Gaussian 9x9 σ 2.
 
@@ -228,6 +230,8 @@ class Session(Predictor):
         resize: "squash" or "letterbox". Default: the ONNX metadata "skinseg.resize"
             (the mode the model was trained with), else "squash" (the original).
         normalize: "minmax" (the original) or "none".
+        upsample: "lanczos" or "guided" (step 5). Default: the ONNX metadata
+            "skinseg.upsample" (export.py writes "guided"), else "lanczos" (the original).
         postprocess: apply step 6.
 
     Raises:
@@ -244,6 +248,7 @@ class Session(Predictor):
         size: int | None = None,
         resize: str | None = None,
         normalize: str = "minmax",
+        upsample: str | None = None,
         postprocess: bool = False,
         precision: str = AUTO,
     ) -> None:
@@ -283,7 +288,8 @@ class Session(Predictor):
             message = f"{path}: no '{SIZE_KEY}' in the ONNX metadata; using size={DEFAULT_SIZE} (pass size=)"
             warnings.warn(message, stacklevel=2)
             size = DEFAULT_SIZE
-        self._configure(size, resize or metadata.get(RESIZE_KEY, "squash"), normalize, postprocess)
+        self._configure(size, resize or metadata.get(RESIZE_KEY, "squash"), normalize, postprocess,
+                        upsample or metadata.get(UPSAMPLE_KEY, "lanczos"))
 
     @property
     def providers(self) -> list[str]:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from skinseg.checkpoints import load_network
-from skinseg.inference.processing import Predictor
+from skinseg.inference.processing import DEFAULT_UPSAMPLE, Predictor
 from skinseg.models.head import ProbabilityHead
 
 
@@ -19,8 +19,9 @@ class TorchSession(Predictor):
     in [0,1], the training mean/std inside, sigmoid probabilities out), and images go
     through the steps listed on `skinseg.inference.session.Session`. Defaults reproduce
     the checkpoint's training preprocessing: its input size and resize mode (squash or
-    letterbox, from the run's config), and no min-max rescaling. So `Session` on the
-    exported ONNX of a checkpoint, with `normalize="none"`, gives the same masks.
+    letterbox, from the run's config), no min-max rescaling, and the guided resize back
+    that export.py writes into the ONNX metadata. So `Session` on the exported ONNX of a
+    checkpoint, with `normalize="none"`, gives the same masks.
     Training resized with area/linear interpolation; both sessions use Lanczos as the
     original's Session did.
 
@@ -33,6 +34,8 @@ class TorchSession(Predictor):
         size: network input side (default: the checkpoint's `input_size`).
         resize: "squash" or "letterbox" (default: the checkpoint's `data.resize_mode`).
         normalize: "none" (probabilities) or "minmax" (the original's rescaling).
+        upsample: "guided" (edges follow the image's, `skinseg.inference.guided`) or
+            "lanczos" (the original's resize back to the image's size).
         postprocess: the original's open + Gaussian clean-up.
 
     Raises:
@@ -47,6 +50,7 @@ class TorchSession(Predictor):
         size: int | None = None,
         resize: str | None = None,
         normalize: str = "none",
+        upsample: str = DEFAULT_UPSAMPLE,
         postprocess: bool = False,
     ) -> None:
         trained = load_network(checkpoint)
@@ -54,7 +58,8 @@ class TorchSession(Predictor):
         head = ProbabilityHead(trained.net, trained.hparams.get("input_mean"), trained.hparams.get("input_std"))
         self.model = head.to(self.device).eval()
         self._configure(
-            size or trained.hparams.get("input_size", 320), resize or trained.resize_mode, normalize, postprocess
+            size or trained.hparams.get("input_size", 320), resize or trained.resize_mode, normalize, postprocess,
+            upsample,
         )
 
     @torch.inference_mode()
