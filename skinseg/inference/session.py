@@ -230,9 +230,9 @@ class Session(Predictor):
         resize: "squash" or "letterbox". Default: the ONNX metadata "skinseg.resize"
             (the mode the model was trained with), else "squash" (the original).
         normalize: "minmax" (the original) or "none".
+        postprocess: apply step 6.
         upsample: "lanczos" or "guided" (step 5). Default: the ONNX metadata
             "skinseg.upsample" (export.py writes "guided"), else "lanczos" (the original).
-        postprocess: apply step 6.
 
     Raises:
         FileNotFoundError: no file at model_path.
@@ -248,9 +248,9 @@ class Session(Predictor):
         size: int | None = None,
         resize: str | None = None,
         normalize: str = "minmax",
-        upsample: str | None = None,
         postprocess: bool = False,
         precision: str = AUTO,
+        upsample: str | None = None,
     ) -> None:
         threads = int(threads or default_threads())
         if precision not in (AUTO, *PRECISIONS):

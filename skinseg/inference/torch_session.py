@@ -34,9 +34,9 @@ class TorchSession(Predictor):
         size: network input side (default: the checkpoint's `input_size`).
         resize: "squash" or "letterbox" (default: the checkpoint's `data.resize_mode`).
         normalize: "none" (probabilities) or "minmax" (the original's rescaling).
+        postprocess: the original's open + Gaussian clean-up.
         upsample: "guided" (edges follow the image's, `skinseg.inference.guided`) or
             "lanczos" (the original's resize back to the image's size).
-        postprocess: the original's open + Gaussian clean-up.
 
     Raises:
         FileNotFoundError: no file at checkpoint.
@@ -50,8 +50,8 @@ class TorchSession(Predictor):
         size: int | None = None,
         resize: str | None = None,
         normalize: str = "none",
-        upsample: str = DEFAULT_UPSAMPLE,
         postprocess: bool = False,
+        upsample: str = DEFAULT_UPSAMPLE,
     ) -> None:
         trained = load_network(checkpoint)
         self.device = torch.device(device)
