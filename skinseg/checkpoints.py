@@ -39,11 +39,12 @@ class TrainedNetwork:
         return (self.run_config.get("data") or {}).get("resize_mode", "squash")
 
 
-TRAINING_ONLY_ARGUMENTS = ("device_map", "stage_dtypes")
+TRAINING_ONLY_ARGUMENTS = ("device_map", "stage_dtypes", "encoder_weights")
 
 
 def inference_net_config(net_config: dict[str, Any]) -> dict[str, Any]:
-    """A run's `net` config without its training-time placement and precision arguments."""
+    """A run's `net` config without its training-time placement, precision and initial weights
+    (the checkpoint holds the trained weights)."""
     return {key: value for key, value in net_config.items() if key not in TRAINING_ONLY_ARGUMENTS}
 
 

@@ -1,8 +1,8 @@
-"""What `python evaluate.py` does: score methods and models on val splits, write the tables.
+"""What `python evaluate.py` does: score methods and models on one split (val, test, ...), write the tables.
 
 Rows ("entries") are classical methods by registry name and trained models (Lightning
 checkpoints or exported ONNX files, run through `skinseg.inference.create_predictor`).
-Every entry predicts each validation image at its full resolution as a uint8 0-255 mask;
+Every entry predicts each image of the split at its full resolution as a uint8 0-255 mask;
 `skinseg.metrics` scores it against the ground truth. Predictions and scores are cached
 per entry (keyed by its settings, or the model file's SHA-256), so a rerun with one more
 entry only computes that one. Classical methods and scoring run in worker processes;
@@ -355,7 +355,8 @@ def run(cfg) -> dict[str, Any]:
         ).split(cfg.split)
     ]
     if not samples:
-        raise DataError(f"no {cfg.split!r} images in {[str(folder) for _, folder in folders]}")
+        raise DataError(f"no {cfg.split!r} images in {[str(folder) for _, folder in folders]}; "
+                        f'list them under "{cfg.split}" in their splits.json')
     results = evaluate(entries, samples, cfg.paths.cache_dir, workers=cfg.workers, progress=cfg.progress)
     tables = summarise_results(results)
     meta = {

@@ -305,6 +305,25 @@ def hce(
     )
 
 
+def skin_tone_ita(image: np.ndarray, mask: np.ndarray) -> float | None:
+    """Individual typology angle (degrees) of an image's labelled skin, or None without skin.
+
+    ITA = atan((L* - 50) / b*) of the median CIELAB L* and b* over the pixels with
+    mask >= 128 (Chardon et al. 1991): above 55 very light, 41-55 light, 28-41
+    intermediate, 10-28 tan, -30-10 brown, below -30 dark.
+
+    Args:
+        image: uint8 RGB (H,W,3).
+        mask: uint8 (H,W), 0-255.
+    """
+    skin = mask >= 128
+    if not skin.any():
+        return None
+    lab = cv2.cvtColor(image[skin].reshape(-1, 1, 3).astype(np.float32) / 255, cv2.COLOR_RGB2LAB).reshape(-1, 3)
+    lightness, yellowness = np.median(lab[:, 0]), np.median(lab[:, 2])
+    return float(np.degrees(np.arctan2(lightness - 50, yellowness)))
+
+
 def score_image(
     pred: np.ndarray, gt: np.ndarray, gt_skeleton: np.ndarray | None = None
 ) -> dict[str, float | int]:

@@ -182,8 +182,19 @@ class SkinSegModule(L.LightningModule):
         channels_last: use the NHWC memory format (faster convolutions on CPU and GPU).
         compile: compile the network with torch.compile.
         pretrained: local state dict / checkpoint to start from.
-        input_mean: per-channel mean subtracted after scaling inputs to [0,1]; None: none.
-        input_std: per-channel std divided by after the mean; None: none.
+        encoder_weights: pretrained encoder of an encoder-decoder network (`unet`,
+            `deeplabv3`): None (random), "imagenet" (torchvision's, downloaded) or the path
+            of a state dict (`skinseg.models.encoders`). Not part of `net`, so a checkpoint
+            rebuilds its network without the file.
+        input_mean: per-channel mean subtracted after scaling inputs to [0,1]; None: what
+            the encoder weights expect (recorded in the checkpoint), else none.
+        input_std: per-channel std divided by after the mean; None: as input_mean.
+        freeze_pretrained_bn: keep the BatchNorm layers of the pretrained parts (encoder,
+            and a loaded head) in eval mode: their statistics stay the pretrained ones.
+        encoder_lr_scale: the encoder's learning rate as a fraction of the others' (its own
+            parameter group); 1: one rate for all.
+        freeze_encoder_steps: the encoder takes no gradient for the first N optimiser steps
+            (the new decoder settles first).
         device_map: None, or where each part of a network that can be split lives, e.g.
             {"backbone": "cuda:0", "decoder": "cuda:1"} (BiRefNet_lite; any devices, "cpu"
             included). The module keeps the parts there although Lightning moves models
@@ -206,12 +217,29 @@ class SkinSegModule(L.LightningModule):
         input_mean: Sequence[float] | None = None,
         input_std: Sequence[float] | None = None,
         device_map: dict[str, str] | None = None,
+        encoder_weights: str | None = None,
+        freeze_pretrained_bn: bool = False,
+        encoder_lr_scale: float = 1.0,
+        freeze_encoder_steps: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["loss", "optimizer", "scheduler"], logger=False)
         if scheduler_interval not in ("step", "epoch"):
             raise ValueError(f"model.scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
+        if not encoder_lr_scale > 0:
+            raise UsageError(f"model.encoder_lr_scale must be > 0, got {encoder_lr_scale}")
+        if freeze_encoder_steps < 0:
+            raise UsageError(f"model.freeze_encoder_steps must be >= 0, got {freeze_encoder_steps}")
         self.net = create_model(**net)
+        if (encoder_weights or freeze_pretrained_bn or encoder_lr_scale != 1 or freeze_encoder_steps) and not hasattr(
+                self.net, "load_pretrained"):
+            raise UsageError(f"model.encoder_weights / freeze_pretrained_bn / encoder_lr_scale / freeze_encoder_steps: "
+                             f"{net['name']} has no pretrained encoder (unet and deeplabv3 have)")
+        if encoder_weights:
+            self.net.load_pretrained(encoder_weights)
+        if input_mean is None and input_std is None and getattr(self.net, "input_mean", None) is not None:
+            input_mean, input_std = self.net.input_mean, self.net.input_std
+            self.hparams["input_mean"], self.hparams["input_std"] = list(input_mean), list(input_std)
         if device_map is not None:
             if not hasattr(self.net, "place"):
                 raise ValueError(f"model.device_map: {net['name']} cannot be split over devices (birefnet_lite can)")
@@ -220,6 +248,8 @@ class SkinSegModule(L.LightningModule):
             load_weights(self.net, pretrained)
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
+        if freeze_pretrained_bn:
+            self.train()  # sets the modes Lightning keeps: it restores each submodule's mode, never calls train()
         self.loss_fn = loss if loss is not None else BceDiceLoss()
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -239,11 +269,13 @@ class SkinSegModule(L.LightningModule):
         if image_size:  # record the size actually trained at, for export and model cards
             self.hparams["input_size"] = image_size
         names = list(getattr(datamodule, "dataset_names", None) or self.dataset_names)
+        pooled = [not name.startswith(VIEW_PREFIX) for name in names]
         if names != self.dataset_names:
             self.dataset_names = names
-            pooled = [not name.startswith(VIEW_PREFIX) for name in names]
             self.train_scores = SegmentationScores(len(names), pooled)
             self.val_scores = SegmentationScores(len(names), pooled)
+        if stage == "test":  # a fresh instance for each trainer.test()
+            self.test_scores = SegmentationScores(len(names), pooled)
         if self.hparams.compile:
             self.net.compile()
 
@@ -290,6 +322,30 @@ class SkinSegModule(L.LightningModule):
     def on_predict_start(self) -> None:
         self.place_network()
 
+    def pretrained_batchnorms(self) -> list[nn.Module]:
+        """The BatchNorm layers of the network's pretrained parts (`net.pretrained_parts`)."""
+        parts = [getattr(self.net, name) for name in getattr(self.net, "pretrained_parts", [])]
+        return [module for part in parts for module in part.modules()
+                if isinstance(module, nn.modules.batchnorm._BatchNorm)]
+
+    def train(self, mode: bool = True) -> SkinSegModule:
+        """As `nn.Module.train`, keeping pretrained BatchNorm in eval mode if `freeze_pretrained_bn`."""
+        super().train(mode)
+        if mode and self.hparams.get("freeze_pretrained_bn"):
+            for batchnorm in self.pretrained_batchnorms():
+                batchnorm.eval()
+        return self
+
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the network's encoder (by name, so a QAT graph's too); [] without one."""
+        return [parameter for name, parameter in self.net.named_parameters() if name.startswith("encoder.")]
+
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        steps = self.hparams.get("freeze_encoder_steps", 0)
+        if steps and self.global_step <= steps:
+            for parameter in self.encoder_parameters():
+                parameter.requires_grad_(self.global_step >= steps)
+
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B,3,H,W) -> float (B,3,H,W) in [0,1], normalised if configured."""
         x = images.float().div_(255)
@@ -328,6 +384,9 @@ class SkinSegModule(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._step(batch, self.val_scores, "val")
 
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, self.test_scores, "test")
+
     def _log_scores(self, scores: SegmentationScores, split: str) -> dict[str, float]:
         computed = scores.compute()
         scores.reset()
@@ -350,10 +409,20 @@ class SkinSegModule(L.LightningModule):
             self.best_metrics = {**metrics, "epoch": self.current_epoch, "step": self.global_step}
         self.log("val/iou_best", self.best_metrics["val/iou"], prog_bar=True)
 
+    def on_test_epoch_end(self) -> None:
+        self._log_scores(self.test_scores, "test")
+
     def configure_optimizers(self):
         if self.optimizer_factory is None:
             raise ValueError("model.optimizer is not set; give a partial optimizer (see configs/model/)")
-        optimizer = self.optimizer_factory(params=self.parameters())
+        scale = self.hparams.get("encoder_lr_scale", 1.0)
+        encoder = {id(parameter) for parameter in self.encoder_parameters()} if scale != 1.0 else set()
+        groups = [{"params": [p for p in self.parameters() if id(p) not in encoder]}]
+        if encoder:  # a second group, its rate scaled before the scheduler records the base rates
+            groups.append({"params": [p for p in self.parameters() if id(p) in encoder]})
+        optimizer = self.optimizer_factory(params=groups)
+        if encoder:
+            optimizer.param_groups[1]["lr"] *= scale
         if self.scheduler_factory is None:
             return optimizer
         extra = {}

@@ -157,12 +157,30 @@ def unset_keys(node: Any, prefix: str = "") -> list[str]:
     return [prefix[:-1]] if node == "???" else []
 
 
+def run_test_loop(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule,
+                  best_checkpoint: str | None) -> dict[str, Any]:
+    """Runs Lightning's test loop on the test splits: with the best checkpoint's weights, else the final ones.
+
+    Returns:
+        "tested" (the checkpoint path, or "final weights") and the logged "test/..." metrics.
+    """
+    if best_checkpoint:
+        log.info("test loop on the best checkpoint %s", best_checkpoint)
+    else:
+        log.info("test loop on the final weights: no best checkpoint (no model_checkpoint callback, or a "
+                 "fast_dev_run)")
+    results = trainer.test(model, datamodule=datamodule, ckpt_path=best_checkpoint, weights_only=True)
+    metrics = {key: float(value) for key, value in results[0].items() if key.startswith("test/")}
+    return {"tested": best_checkpoint or "final weights", **metrics}
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Trains the configured model on the configured data; returns the summary.
 
     The summary holds the hardware decisions (precision, threads, loader workers, with
     their reasons), the best epoch's validation metrics (by val/iou), the best and last
-    checkpoint paths, the output folder and the wall time.
+    checkpoint paths, the output folder and the wall time; with `cfg.test`, also the
+    test loop's "test/..." metrics and which weights it tested.
     """
     missing = unset_keys(OmegaConf.to_container(cfg, resolve=False))
     if missing:
@@ -180,6 +198,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg.data.num_workers = datamodule.num_workers  # the run's record says what was used
     for key, value in hardware.items():
         log.info("%s: %s", key, value)
+    if cfg.get("test"):
+        datamodule.setup("test")  # no dataset with a test split: fail now, not after training
     model = instantiate(cfg.model, _convert_="all")
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
     callbacks = instantiate_list(cfg.get("callbacks"))
@@ -214,5 +234,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "wall_time_s": wall_time,
         }
     )
+    if cfg.get("test"):
+        summary.update(run_test_loop(trainer, model, datamodule, best[0] if best else None))
     print_summary(summary)
     return summary

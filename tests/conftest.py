@@ -28,6 +28,8 @@ TINY_NETS = {
     "u2net": {"encoder_channels": [(4, 8)] * 6, "decoder_channels": [(4, 8)] * 5},
     "u2netp": {"encoder_channels": [(4, 8)] * 4, "decoder_channels": [(4, 8)] * 3, "rsu_heights": [5, 4]},
     "dlmv": {"width_mult": 0.25, "aspp_channels": 16},
+    "unet": {"width_mult": 0.1, "decoder_channels": [16, 8, 8, 8]},
+    "deeplabv3": {"width_mult": 0.1, "head_channels": 16, "skip_channels": 8, "decoder_channels": 8},
     # block_channels stays at 16: on the CPU, torch 2.14's bfloat16 weight gradient of a 3x3 conv
     # from thousands of channels (the tile embeddings) to 4 or 8 corrupts memory.
     "birefnet_lite": {
@@ -42,9 +44,37 @@ TINY_NETS = {
 }
 
 
+# networks on a pretrained encoder: no weights of the tiny widths exist, so tiny ones start from
+# scratch (or from `tiny_pretrained`)
+PRETRAINED_ENCODER = ("unet", "deeplabv3")
+
+
 def tiny_overrides(name: str) -> list[str]:
-    """Hydra overrides (`+model.net.KEY=VALUE`) that build TINY_NETS[name]."""
-    return [f"+model.net.{key}={json.dumps(value, separators=(',', ':'))}" for key, value in TINY_NETS[name].items()]
+    """Hydra overrides (`+model.net.KEY=VALUE`) that build TINY_NETS[name] (random encoder weights)."""
+    overrides = [f"+model.net.{key}={json.dumps(value, separators=(',', ':'))}"
+                 for key, value in TINY_NETS[name].items()]
+    return overrides + (["model.encoder_weights=null"] if name in PRETRAINED_ENCODER else [])
+
+
+# what the tiny weights file says its inputs were scaled with (0-255 units, as the PASCAL file)
+TINY_PRETRAINED_MEAN, TINY_PRETRAINED_STD = [100.0, 110.0, 120.0], [60.0, 64.0, 68.0]
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(tmp_path_factory) -> Path:
+    """A weights file in the offline layout (`../shared/weights`) for the tiny deeplabv3 and unet:
+    a random encoder, a 21-class head, `meta` with the person class and the input normalisation."""
+    import torch
+
+    from skinseg.models import create_model
+
+    torch.manual_seed(0)
+    source = create_model("deeplabv3", num_classes=21, **TINY_NETS["deeplabv3"])
+    path = tmp_path_factory.mktemp("weights") / "tiny_pascal.pt"
+    torch.save({"backbone": source.encoder.features.state_dict(), "head": source.head.state_dict(),
+                "meta": {"person_class": 15, "input_mean": TINY_PRETRAINED_MEAN,
+                         "input_std": TINY_PRETRAINED_STD}}, path)
+    return path
 
 
 # a tiny BiRefNet_lite split over two devices (both the CPU here: the code path is the same)

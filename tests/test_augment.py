@@ -199,6 +199,23 @@ def test_materialise_skips_corrupt_pairs_and_val_images(tmp_path):
         offline.materialise(source, source, progress=False)
 
 
+def test_materialise_never_augments_test_pairs_and_keeps_a_test_split(tmp_path, folder_dataset):
+    """Neither --include-val nor a destination with a test split moves test pairs into training."""
+    source = tmp_path / "src"
+    for index in range(3):
+        write_pair(source, f"p{index}", size=(20, 24), seed=index)
+    (source / "splits.json").write_text(json.dumps({"train": ["p0"], "val": ["p1"], "test": ["p2"]}))
+    stems = [f"img{i:02d}" for i in range(10)]
+    before = {"train": stems[:6], "val": stems[6:8], "test": stems[8:]}
+    (folder_dataset / "splits.json").write_text(json.dumps(before))
+    offline.materialise(source, folder_dataset, workers=1, include_val=True, progress=False)
+    after = json.loads((folder_dataset / "splits.json").read_text())
+    assert not list((folder_dataset / "images").glob("p2__*"))
+    assert after["test"] == before["test"] and after["val"] == before["val"]
+    assert len(after["train"]) == 6 + 2 * 26 and not set(after["train"]) & set(before["test"])
+    assert [sample.stem for sample in FolderIndex(folder_dataset).split("test")] == stems[8:]
+
+
 def test_materialise_into_an_existing_dataset_keeps_its_files_and_splits(tmp_path, folder_dataset):
     """Writing the variants into a dataset merges them into its splits; none of its pairs is lost."""
     source = tmp_path / "src"

@@ -184,6 +184,55 @@ def test_scenes_study_trains_with_and_without_ccp_and_scores_scenes_and_views(tm
     assert views == ["dark_tone-2", "skin_wall-2", "small_people-2", "zoom_out-2"]
 
 
+def test_protocol_trains_without_the_held_out_sets_for_equal_time_and_scores_them(tmp_path, capsys, cache_dir,
+                                                                                    tiny_pretrained):
+    """Two recipes on tiny stand-ins of the seven public sets: probed, trained for the same wall
+    time, never on ccp/hgr_subset/lfw_faces, scored on them with lfw's skin-tone thirds; reused."""
+    import csv
+    import json
+
+    from skinseg.bench import generalisation
+    from skinseg.bench.protocol import HELD_OUT, TRAINED_ON
+
+    from .conftest import write_dataset
+
+    data = tmp_path / "data"
+    for index, name in enumerate([*TRAINED_ON, *HELD_OUT]):
+        write_dataset(data / name, [f"{name}{i}" for i in range(6)], val=3, size=(40, 48), seed=10 * index,
+                      empty=name == "negatives")
+    splits = json.loads((data / "lfw_faces" / "splits.json").read_text())
+    splits["test"] = [splits["train"].pop()]  # the final report's: never trained on or scored here
+    (data / "lfw_faces" / "splits.json").write_text(json.dumps(splits))
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "deeplabv3_mobilenet_v2_pascal.pt").write_bytes(tiny_pretrained.read_bytes())
+    common = ["data.image_size=64", "data.batch_size=2", "data.num_workers=0", "callbacks.rich_progress_bar=null",
+              "trainer.precision=32-true"]
+    argv = ["--data", str(data), "--weights", str(weights), "--minutes", "0.02", "--probe-steps", "2",
+            "--recipe", "scratch", "model=deeplabv3", *tiny_overrides("deeplabv3"), *common,
+            "--recipe", "pascal", "model=deeplabv3", *tiny_overrides("deeplabv3"), *common,
+            "model.encoder_weights=${paths.weights_dir}/deeplabv3_mobilenet_v2_pascal.pt",
+            "--methods", "ycbcr", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
+            "--workers", "1"]
+    generalisation.main(argv)
+    rows = list(csv.DictReader((tmp_path / "out" / "protocol.csv").open()))
+    assert [row["recipe"] for row in rows] == ["scratch", "pascal", "ycbcr"]
+    for row in rows:
+        for title in ("ccp val mIoU@0.5", "hgr_subset all", "lfw_faces val", "lfw darkest third", "sfa",
+                      "negatives FPR"):
+            assert 0.0 <= float(row[title]) <= 1.0, (row["recipe"], title)
+    probe = json.loads((tmp_path / "runs" / "protocol" / "pascal" / "probe.json").read_text())
+    assert probe["step_seconds"] > 0 and probe["steps"] == max(1, int(0.02 * 60 / probe["step_seconds"]))
+    assert rows[1]["steps"] == str(probe["steps"]) and rows[1]["images_seen"] == str(2 * probe["steps"])
+    finished = json.loads((tmp_path / "runs" / "protocol" / "pascal" / "run" / "finished.json").read_text())
+    assert f"data.datasets=[{','.join(TRAINED_ON)}]" in finished["overrides"]
+    assert f"trainer.max_steps={probe['steps']}" in finished["overrides"]
+    stamp = (tmp_path / "runs" / "protocol" / "pascal" / "run" / "finished.json").stat().st_mtime_ns
+    generalisation.main(argv)  # probes and runs reused, not retrained
+    assert (tmp_path / "runs" / "protocol" / "pascal" / "run" / "finished.json").stat().st_mtime_ns == stamp
+    assert "Held-out protocol" in capsys.readouterr().out
+
+
 def test_resize_benchmark_scores_the_interpolations_and_the_guided_upsampling(folder_dataset, tmp_path, capsys):
     import csv
     import math

@@ -15,7 +15,7 @@ from PIL import Image
 
 import skinseg.classical.colour  # noqa: F401  (registers diag_ellipse)
 from skinseg.classical.base import create_method
-from skinseg.classical.fit import EllipseObjective, fit_ellipse, main
+from skinseg.classical.fit import EllipseObjective, fit_ellipse, main, training_samples
 from skinseg.classical.gmm import (
     GaussianMixture2D,
     GMMSkin,
@@ -317,6 +317,14 @@ def test_fit_ellipse_cli_recovers_the_skin_colours(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["ellipse", str(tmp_path / "toy"), "--out", str(out)])
     assert "already exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_fitting_reads_only_the_train_split(folder_dataset):
+    stems = [f"img{i:02d}" for i in range(10)]
+    splits = {"train": stems[:5], "val": stems[5:7], "test": stems[7:]}
+    (folder_dataset / "splits.json").write_text(json.dumps(splits))
+    samples, described = training_samples([folder_dataset])
+    assert [sample.stem for sample in samples] == stems[:5] and described[0]["train_images"] == 5
 
 
 def test_fit_ellipse_function_is_seeded():

@@ -12,16 +12,23 @@ from skinseg.data import SkinDataModule
 from skinseg.module import SkinSegModule
 from skinseg.training import instantiate_list, resolve_hardware, unset_keys
 
-from .conftest import CONFIGS
+from .conftest import CONFIGS, PRETRAINED_ENCODER
 
 
 def options(group: str) -> list[str]:
     return sorted(path.stem for path in (CONFIGS / group).glob("*.yaml"))
 
 
+def offline(model: str) -> list[str]:
+    """The override that builds `model` without downloading its default ImageNet encoder (none here)."""
+    return ["model.encoder_weights=null"] if model in PRETRAINED_ENCODER else []
+
+
 @pytest.mark.parametrize("model", options("model"))
 def test_model_configs(cfg_factory, model):
-    cfg = cfg_factory([f"model={model}"])
+    if model in PRETRAINED_ENCODER:
+        assert cfg_factory([f"model={model}"]).model.encoder_weights == "imagenet"
+    cfg = cfg_factory([f"model={model}", *offline(model)])
     module = instantiate(cfg.model, _convert_="all")
     assert isinstance(module, SkinSegModule)
     assert cfg.model.net.name == model
@@ -80,7 +87,7 @@ def test_debug_configs(cfg_factory, debug):
 def test_qat_configs(cfg_factory, engine, model):
     from skinseg.quant import QuantizationAwareTraining
 
-    cfg = cfg_factory([f"qat={engine}", f"model={model}"])
+    cfg = cfg_factory([f"qat={engine}", f"model={model}", *offline(model)])
     callbacks = {type(callback) for callback in instantiate_list(cfg.callbacks)}
     assert QuantizationAwareTraining in callbacks and cfg.callbacks.qat.engine == engine
     assert resolve_hardware(cfg)["precision"].startswith("32-true: quantization-aware training")

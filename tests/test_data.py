@@ -7,14 +7,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from hydra.utils import instantiate
 from PIL import Image
 
 from skinseg.augment.scenes import paste_skin
 from skinseg.data import DataError, FolderIndex, SkinDataModule, read_image, read_mask
 from skinseg.data import folder as folder_module
+from skinseg.data.datamodule import SkinDataset
 from skinseg.data.transforms import build_transform
 
-from .conftest import public_dataset, write_pair
+from .conftest import compose_train, public_dataset, write_dataset, write_pair
 
 # --- reading ---------------------------------------------------------------------------------
 
@@ -154,6 +156,38 @@ def test_bad_splits_json(folder_dataset):
             FolderIndex(folder_dataset)
 
 
+def write_three_splits(folder, train: list[str], val: list[str], test: list[str]) -> None:
+    (folder / "splits.json").write_text(json.dumps({"train": train, "val": val, "test": test}))
+
+
+def test_a_test_split_is_read_only_by_name(folder_dataset, tmp_path, monkeypatch):
+    stems = [f"img{i:02d}" for i in range(10)]
+    write_three_splits(folder_dataset, stems[:6], stems[6:8], stems[8:])
+    cache = tmp_path / "cache"
+    index = FolderIndex(folder_dataset, cache_dir=cache)
+    assert [s.stem for s in index.split("test")] == ["img08", "img09"]
+    assert {s.split for s in index.split("test")} == {"test"}
+    assert [s.stem for s in index.split("all")] == stems[:8]  # train + val: never the test pairs
+    assert (len(index.split("train")), len(index.split("val"))) == (6, 2)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an unchanged pair was decoded again")
+
+    # the cached index records no split: moving a stem into the test split decodes nothing again
+    monkeypatch.setattr(folder_module, "_verify_pair", refuse)
+    write_three_splits(folder_dataset, stems[:6], stems[6:7], stems[7:])
+    assert [s.stem for s in FolderIndex(folder_dataset, cache_dir=cache).split("test")] == stems[7:]
+
+
+def test_splits_json_errors_name_the_test_split(folder_dataset):
+    write_three_splits(folder_dataset, ["img00", "img01", "img02"], ["img01"], ["img02", "img03"])
+    with pytest.raises(DataError, match=r"two splits \('img01' in train and val, 'img02' in train and test"):
+        FolderIndex(folder_dataset)
+    (folder_dataset / "splits.json").write_text(json.dumps({"train": ["img00"], "holdout": ["img01"]}))
+    with pytest.raises(DataError, match=r'splits.json: expected .*"test": \[stems\].*got keys'):
+        FolderIndex(folder_dataset)
+
+
 def test_index_cache_skips_decoding_unchanged_files(folder_dataset, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     first = FolderIndex(folder_dataset, cache_dir=cache)
@@ -201,6 +235,33 @@ def test_datamodule_batches(folder_dataset, tmp_path):
     assert sorted(ids) == [0, 0, 1, 1]
 
 
+def test_datamodule_test_loader_reads_only_test_pairs(folder_dataset, tmp_path):
+    """lfw-like data (train, val and test lists) beside a dataset without a test split: training
+    and validation never see a test pair; the test loader yields only those, resized as in validation."""
+    faces_stems = [f"face{i}" for i in range(9)]
+    faces = write_dataset(tmp_path / "faces", faces_stems, val=2, size=(50, 30), seed=300)
+    write_three_splits(faces, faces_stems[:4], faces_stems[4:6], faces_stems[6:])
+    module = SkinDataModule(tmp_path, datasets=["toy", "faces"], image_size=32, batch_size=2, num_workers=0)
+    module.setup("fit")
+    seen = {item["stem"] for part in (module.train_set, module.val_set) for item in part}
+    assert seen == {f"img{i:02d}" for i in range(10)} | {f"face{i}" for i in range(6)}
+    module.setup("test")
+    batches = list(module.test_dataloader())
+    assert [len(batch["stem"]) for batch in batches] == [2, 1]
+    assert sorted(stem for batch in batches for stem in batch["stem"]) == ["face6", "face7", "face8"]
+    assert torch.cat([batch["dataset"] for batch in batches]).tolist() == [1, 1, 1]  # dataset_names[1]
+    assert batches[0]["image"].shape == (2, 3, 32, 32) and batches[0]["mask"].shape == (2, 1, 32, 32)
+    expected = SkinDataset([module.test_set.samples[0]], module.val_transform, module.dataset_names)[0]
+    assert torch.equal(module.test_set[0]["image"], expected["image"])
+
+    only_test = SkinDataModule(faces, image_size=32, num_workers=0)  # the test split needs no other split
+    write_three_splits(faces, [], [], ["face6"])
+    only_test.setup("test")
+    assert [item["stem"] for item in only_test.test_set] == ["face6"]
+    with pytest.raises(DataError, match=r'no test images: none of .*toy/splits.json lists a "test" split'):
+        SkinDataModule(folder_dataset, image_size=32, num_workers=0).setup("test")
+
+
 def test_datamodule_rejects_invalid_values(tmp_path):
     with pytest.raises(ValueError, match="batch_size"):
         SkinDataModule(tmp_path, batch_size=0)
@@ -214,9 +275,9 @@ def test_public_dataset_scans(cache_dir):
     root = public_dataset("fasseg_frontal02")
     index = FolderIndex(root, cache_dir=cache_dir)
     assert len(index.split("train")) == 20 and len(index.split("val")) == 50
-    assert len(index.split("all")) == 70
-    with pytest.raises(DataError, match="'all'"):
-        index.split("test")
+    assert len(index.split("all")) == 70 and index.split("test") == []
+    with pytest.raises(DataError, match="'test' or 'all'"):
+        index.split("holdout")
 
 
 def test_paste_skin_blends_the_skin_over_another_photo():
@@ -337,3 +398,21 @@ def test_two_loader_workers_augment_differently_and_reproducibly(folder_dataset,
     assert all(torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
                for a, b in zip(first, again, strict=True))
     assert not all(torch.equal(a["image"], b["image"]) for a, b in zip(first, other, strict=True))
+
+
+@pytest.mark.public_data
+def test_public_lfw_faces_has_a_test_split(tmp_path, cache_dir):
+    """The official three-way split of lfw_faces, through `data=public 'data.datasets=[lfw_faces]'`."""
+    index = FolderIndex(public_dataset("lfw_faces"), cache_dir=cache_dir)
+    counts = {split: len(index.split(split)) for split in ("train", "val", "test", "all")}
+    assert counts == {"train": 1500, "val": 500, "test": 927, "all": 2000}
+    overrides = ["data=public", "data.datasets=[lfw_faces]", "data.image_size=32", "data.num_workers=0"]
+    cfg = compose_train(overrides, tmp_path, cache_dir)
+    module = instantiate(cfg.data, _convert_="all")
+    module.setup("test")
+    module.setup("fit")
+    test_stems = {sample.stem for sample in index.split("test")}
+    assert len(module.test_set) == 927 and {s.stem for s in module.test_set.samples} == test_stems
+    validation = module.val_set.datasets[0]  # the plain val pairs, then data=public's views
+    assert not test_stems & {s.stem for s in [*module.train_set.samples, *validation.samples]}
+    assert len(module.train_set) == 1500 and module.dataset_names[0] == "lfw_faces"

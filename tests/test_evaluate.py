@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
-from skinseg.errors import UsageError
+from skinseg.errors import DataError, UsageError
 from skinseg.evaluation import checkpoint_entries, classical_entries, run
 from skinseg.training import train
 
@@ -86,12 +86,31 @@ def test_a_trained_checkpoint_is_evaluated(eval_cfg, cfg_factory, tmp_path):
     assert "hsv" in labels and any(label.endswith(checkpoint.split("/")[-1][:-5]) for label in labels)
 
 
-def test_split_all_writes_beside_the_val_results(tmp_path, cache_dir):
+def test_split_all_and_test_write_beside_the_val_results(tmp_path, cache_dir):
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        val = compose("evaluate", overrides=["data_name=public", "paths.root_dir=/r"])
-        every = compose("evaluate", overrides=["data_name=public", "paths.root_dir=/r", "split=all"])
+        val, every, test = (compose("evaluate", overrides=["data_name=public", "paths.root_dir=/r", *split])
+                            for split in ([], ["split=all"], ["split=test"]))
     assert val.output_dir == "/r/results/public" and every.output_dir == "/r/results/public-all"
+    assert test.output_dir == "/r/results/public-test"
+
+
+def test_split_test_scores_only_the_test_pairs(eval_cfg, tmp_path, folder_dataset, scenes_dataset):
+    stems = [f"img{i:02d}" for i in range(10)]
+    splits = {"train": stems[:5], "val": stems[5:7], "test": stems[7:]}
+    (folder_dataset / "splits.json").write_text(json.dumps(splits))
+    cfg = eval_cfg(["methods=[hsv]", "split=test"])
+    with open_dict(cfg):
+        cfg.data.demo, cfg.data.root = None, str(folder_dataset)
+    out = run(cfg)
+    assert out["tables"]["toy"]["hsv"]["images"] == 3
+    written = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert written["meta"]["split"] == "test" and written["tables"]["toy"]["hsv"]["images"] == 3
+    assert "# Evaluation on demo (test split)" in (tmp_path / "results" / "results.md").read_text()
+    with open_dict(cfg):
+        cfg.data.root = str(scenes_dataset)  # no test split
+    with pytest.raises(DataError, match=r"no 'test' images in .*scenes.*under \"test\" in their splits.json"):
+        run(cfg)
 
 
 def test_scenes_without_skin_are_scored_by_their_fpr(eval_cfg, tmp_path, folder_dataset, scenes_dataset):

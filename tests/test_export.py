@@ -19,15 +19,16 @@ from skinseg.models import create_model
 from skinseg.models.birefnet_lite import DeformableConv2d
 from skinseg.training import train
 
-from .conftest import TINY_BIREFNET_SPLIT, exit_2_message, tiny_overrides, write_dataset
+from .conftest import TINY_BIREFNET_SPLIT, TINY_PRETRAINED_MEAN, exit_2_message, tiny_overrides, write_dataset
 
-TINY = {name: tiny_overrides(name) for name in ("u2netp", "dlmv")} | {"birefnet_lite": TINY_BIREFNET_SPLIT}
+# deeplabv3 starts from a weights file (`tiny_pretrained`), whose input normalisation it carries
+TINY = {name: tiny_overrides(name) for name in ("u2netp", "dlmv", "deeplabv3")} | {"birefnet_lite": TINY_BIREFNET_SPLIT}
 # dlmv is trained letterboxed here; birefnet_lite's config letterboxes by default
-RESIZE = {"u2netp": "squash", "dlmv": "letterbox", "birefnet_lite": "letterbox"}
+RESIZE = {"u2netp": "squash", "dlmv": "letterbox", "birefnet_lite": "letterbox", "deeplabv3": "squash"}
 
 
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory, cache_dir):
+def checkpoints(tmp_path_factory, cache_dir, tiny_pretrained):
     """A tiny trained checkpoint per model (1 epoch on demo data; birefnet_lite split over devices)."""
     from .conftest import compose_train
 
@@ -35,6 +36,8 @@ def checkpoints(tmp_path_factory, cache_dir):
     for name, extra in TINY.items():
         folder = tmp_path_factory.mktemp(f"train_{name}")
         resize = [] if name == "birefnet_lite" else [f"data.resize_mode={RESIZE[name]}"]
+        if name == "deeplabv3":
+            extra = [*extra, f"model.encoder_weights={tiny_pretrained}"]
         cfg = compose_train([f"model={name}", *extra, "data.demo.num_train=8", "data.demo.num_val=4",
                              "data.image_size=64", "data.batch_size=4", "data.num_workers=0", *resize,
                              "trainer.max_epochs=1", "callbacks.rich_progress_bar=null"], folder, cache_dir)
@@ -55,6 +58,10 @@ def test_export_writes_a_checked_onnx_and_a_model_card(checkpoints, tmp_path, na
     metadata = {prop.key: prop.value for prop in onnx.load(str(onnx_path)).metadata_props}
     assert metadata["skinseg.input_size"] == "64" and metadata["skinseg.model"] == name
     assert metadata["skinseg.upsample"] == "guided"
+    normalisation = json.loads(metadata["skinseg.normalisation"])
+    assert normalisation == saved["input"]["normalisation"]
+    expected_mean = [value / 255 for value in TINY_PRETRAINED_MEAN] if name == "deeplabv3" else None
+    assert normalisation["mean"] == expected_mean
     # BiRefNet_lite: opset 19 for DeformConv, and a graph of the export size only
     assert saved["onnx"]["opset"] == (19 if name == "birefnet_lite" else 17)
     assert saved["onnx"]["dynamic_size"] is (name != "birefnet_lite")

@@ -496,3 +496,17 @@ def test_metrics_reject_non_uint8_masks(pred):
 def test_metrics_reject_colour_masks():
     with pytest.raises(ValueError, match=r"2-D \(H,W\)"):
         score_image(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8))
+
+
+def test_skin_tone_ita_orders_tones_and_ignores_the_background():
+    from skinseg.metrics import skin_tone_ita
+
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:4] = 255
+    angles = []
+    for skin in ((255, 224, 196), (224, 172, 105), (141, 85, 36), (60, 40, 30)):  # very light to dark
+        image = np.zeros((8, 8, 3), np.uint8)
+        image[:4], image[4:] = skin, (0, 255, 0)  # a green background, not scored
+        angles.append(skin_tone_ita(image, mask))
+    assert angles == sorted(angles, reverse=True) and angles[0] > 55 and angles[-1] < -30
+    assert skin_tone_ita(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.uint8)) is None

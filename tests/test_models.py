@@ -14,9 +14,10 @@ from skinseg.quant import ENGINES, calibrate, convert, prepare_ptq, quantized_en
 
 from .conftest import TINY_NETS
 
-PARAMETERS = {"u2net": 44_009_869, "u2netp": 1_131_181, "dlmv": 11_020_337, "birefnet_lite": 44_313_720}
+PARAMETERS = {"u2net": 44_009_869, "u2netp": 1_131_181, "dlmv": 11_020_337, "birefnet_lite": 44_313_720,
+              "unet": 2_612_177, "deeplabv3": 2_152_946}
 # outputs in training mode: the final logits, then side outputs
-TRAINING_OUTPUTS = {"u2net": 7, "u2netp": 7, "dlmv": 1, "birefnet_lite": 10}
+TRAINING_OUTPUTS = {"u2net": 7, "u2netp": 7, "dlmv": 1, "birefnet_lite": 10, "unet": 1, "deeplabv3": 1}
 
 
 
@@ -25,7 +26,7 @@ def test_registry_covers_every_model():
 
 
 def test_unknown_name_lists_valid_names():
-    with pytest.raises(KeyError, match="birefnet_lite, dlmv, u2net, u2netp"):
+    with pytest.raises(KeyError, match="birefnet_lite, deeplabv3, dlmv, u2net, u2netp, unet"):
         create_model("u3net")
 
 

@@ -22,7 +22,7 @@ from .conftest import compose_train, exit_2_message, tiny_overrides
 
 # U²Net is the same class as U²NetP (deeper, wider): its int8 export parity for every engine is
 # in test_models, and repeating PTQ and QAT here for it would add a minute to the suite
-TINY = {name: tiny_overrides(name) for name in ("u2netp", "dlmv")}
+TINY = {name: tiny_overrides(name) for name in ("u2netp", "dlmv", "deeplabv3")}
 DEMO = ["data.demo.num_train=32", "data.demo.num_val=8", "data.image_size=64", "data.batch_size=4",
         "data.num_workers=0", "callbacks.rich_progress_bar=null"]
 # int8 vs fp32 on a briefly trained tiny model: mean |Δp| at the model's input size, and the
@@ -32,7 +32,7 @@ INT8_SAME_DECISION = 0.95
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, cache_dir):
+def trained(tmp_path_factory, cache_dir, tiny_pretrained):
     """A tiny checkpoint per model, trained 6 epochs on demo data (fp32: a fair reference for int8).
 
     Enough to learn something (U²NetP: val mIoU@0.5 ~0.3, MAE ~45 against ~130 untrained).
@@ -40,6 +40,8 @@ def trained(tmp_path_factory, cache_dir):
     paths = {}
     for name, extra in TINY.items():
         folder = tmp_path_factory.mktemp(f"float_{name}")
+        if name == "deeplabv3":  # from a weights file, its encoder at a tenth of the rate
+            extra = [*extra, f"model.encoder_weights={tiny_pretrained}", "model.encoder_lr_scale=0.1"]
         cfg = compose_train([f"model={name}", *extra, *DEMO, "trainer.max_epochs=6", "model.optimizer.lr=1e-2",
                              "trainer.precision=32-true"], folder, cache_dir)
         paths[name] = train(cfg)["best_checkpoint"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -14,9 +15,18 @@ import pytest
 import torch
 from hydra.errors import InstantiationException
 
+from skinseg.errors import DataError
 from skinseg.training import train
 
-from .conftest import FP32, PUBLIC_DATA, ROOT, TINY_BIREFNET_SPLIT, public_dataset, tiny_overrides
+from .conftest import (
+    FP32,
+    PUBLIC_DATA,
+    ROOT,
+    TINY_BIREFNET_SPLIT,
+    compose_train,
+    public_dataset,
+    tiny_overrides,
+)
 
 SMALL_DEMO = [
     "data.demo.num_train=16",
@@ -91,7 +101,7 @@ def test_a_few_steps_on_one_public_dataset(cfg_factory, tmp_path):
 
 
 def test_invalid_config_values_fail_before_training(cfg_factory):
-    with pytest.raises(InstantiationException, match="valid names: birefnet_lite, dlmv, u2net, u2netp"):
+    with pytest.raises(InstantiationException, match="valid names: birefnet_lite, deeplabv3, dlmv, u2net, u2netp, unet"):
         train(cfg_factory(["model.net.name=u3net", "debug=fdr", *SMALL_DEMO]))
     with pytest.raises(InstantiationException, match="resize_mode"):
         train(cfg_factory(["data.resize_mode=stretch", "debug=fdr", *SMALL_DEMO]))
@@ -180,3 +190,29 @@ def test_scenes_without_skin_train_and_report_their_fpr(cfg_factory, folder_data
     assert 0.0 <= summary["val/scenes/fpr"] <= 1.0 and "val/scenes/iou" not in summary
     assert 0.0 <= summary["val/toy/iou"] <= 1.0 and 0.0 <= summary["val/fpr"] <= 1.0
     assert summary["val/iou"] == summary["val/toy/iou"]  # the pooled IoU leaves the scenes out
+
+
+def test_the_test_loop_after_fit_reports_the_test_splits(folder_dataset, scenes_dataset, tmp_path, cache_dir):
+    """test=true: after fit, Lightning's test loop scores the best checkpoint (after a fast_dev_run, which
+    keeps none, the final weights) on every test split (toy's; scenes has none); the summary lists test/..."""
+    stems = [f"img{i:02d}" for i in range(10)]
+    (folder_dataset / "splits.json").write_text(json.dumps({"train": stems[:6], "val": stems[6:8],
+                                                            "test": stems[8:]}))
+    common = ["data=folder", f"data.root={folder_dataset.parent}", "data.datasets=[toy,scenes]",
+              "data.image_size=64", "data.batch_size=4", "data.num_workers=0",
+              "callbacks.rich_progress_bar=null", "model=dlmv", *tiny_overrides("dlmv"), "test=true"]
+    summary = train(compose_train([*common, "trainer.max_epochs=1"], tmp_path / "fit", cache_dir))
+    assert summary["tested"] == summary["best_checkpoint"] and Path(summary["tested"]).is_file()
+    assert 0.0 <= summary["test/iou"] <= 1.0 and summary["test/iou"] == summary["test/toy/iou"]
+    assert "test/loss" in summary and not any(key.startswith("test/scenes/") for key in summary)
+    assert any(row.get("test/toy/iou") for row in read_metrics(tmp_path / "fit"))
+    quick = train(compose_train([*common, "debug=fdr"], tmp_path / "fdr", cache_dir))
+    assert quick["tested"] == "final weights" and 0.0 <= quick["test/iou"] <= 1.0
+
+
+def test_the_test_loop_without_a_test_split_fails_before_training(cfg_factory, scenes_dataset, tmp_path):
+    overrides = ["data=folder", f"data.root={scenes_dataset}", "data.image_size=64", "data.num_workers=0",
+                 "test=true", "debug=fdr"]
+    with pytest.raises(DataError, match=r'no test images: none of .*scenes/splits.json lists a "test"'):
+        train(cfg_factory(overrides))
+    assert not (tmp_path / "checkpoints").exists()

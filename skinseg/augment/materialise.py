@@ -87,12 +87,12 @@ def materialise(
     """Writes the 26 variants of every pair of a folder dataset to `destination`.
 
     Only training pairs are augmented when `source/splits.json` exists (the original
-    augmented training data only), unless `include_val`. Outputs are
-    `destination/{images,masks}/STEM__VARIANT.png`, and `destination/splits.json` lists
-    them all under "train" (a destination that is already a dataset keeps its own splits;
-    the variants join its train list). Finished outputs are skipped and existing files never
-    overwritten, so an interrupted run resumes; unreadable pairs are reported by name and
-    skipped.
+    augmented training data only), unless `include_val`; its "test" pairs never are. Outputs
+    are `destination/{images,masks}/STEM__VARIANT.png`, and `destination/splits.json` lists
+    them all under "train" (a destination that is already a dataset keeps its own splits,
+    "test" included; the variants join its train list). Finished outputs are skipped and
+    existing files never overwritten, so an interrupted run resumes; unreadable pairs are
+    reported by name and skipped.
 
     Raises:
         DataError: source is not a dataset folder.
@@ -113,9 +113,14 @@ def materialise(
     images, masks = list_by_stem(source / "images"), list_by_stem(source / "masks")
     stems = sorted(images)
     splits_file = source / "splits.json"
-    if splits_file.exists() and not include_val:
-        train = set(read_splits_file(splits_file).get("train", []))
-        stems = [stem for stem in stems if stem in train]
+    if splits_file.exists():
+        listed = read_splits_file(splits_file)
+        if include_val:
+            test = set(listed.get("test", []))
+            stems = [stem for stem in stems if stem not in test]
+        else:
+            train = set(listed.get("train", []))
+            stems = [stem for stem in stems if stem in train]
     report = MaterialiseReport(sources=len(stems))
     for stem in stems:
         if stem not in masks:
@@ -144,13 +149,12 @@ def materialise(
         for path in (destination / "images").glob("*__*.png")
         if (destination / "masks" / path.name).exists()
     }
-    # an existing dataset at the destination keeps its splits: the variants join its train list
-    existing = {"train": [], "val": []}
-    if (destination / "splits.json").exists():
-        existing = read_splits_file(destination / "splits.json")
-    val = list(existing.get("val", []))
-    train = sorted(set(existing.get("train", [])) | (done - set(val)))
-    write_json(destination / "splits.json", {"train": train, "val": val}, indent=0)
+    # an existing dataset at the destination keeps its splits (test included); the variants join its train
+    splits = read_splits_file(destination / "splits.json") if (destination / "splits.json").exists() else {}
+    held_out = set(splits.get("val", [])) | set(splits.get("test", []))
+    splits["train"] = sorted(set(splits.get("train", [])) | (done - held_out))
+    splits.setdefault("val", [])
+    write_json(destination / "splits.json", splits, indent=0)
     return report
 
 
@@ -208,7 +212,8 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the lattices")
     parser.add_argument("--sepia", choices=SEPIA_VARIANTS, default="rgb",
                         help="rgb: correct sepia; bgr: the original's channel-swapped, bluish sepia")
-    parser.add_argument("--include-val", action="store_true", help="also augment the val split")
+    parser.add_argument("--include-val", action="store_true",
+                        help="also augment the val split (and pairs in no split; never the test split)")
     add_debug_option(parser)
     args = parser.parse_args(argv)
     if len(args.paths) != (3 if args.gallery else 2):

@@ -1,4 +1,9 @@
-"""Generalisation studies: leave one dataset out (`--holdout NAME`) or scenes (`--scenes`).
+"""Generalisation studies: the held-out protocol (the default), leave one dataset out
+(`--holdout NAME`) or scenes (`--scenes`).
+
+`python -m skinseg.bench.generalisation [--minutes 10] [--recipe NAME OVERRIDE ...]`: the
+standing protocol by which recipes are chosen (`skinseg.bench.protocol`): each recipe is
+trained for the same wall time without ccp, hgr_subset and lfw_faces and scored on them.
 
 `python -m skinseg.bench.generalisation --holdout hgr_subset`:
 In-domain validation overstates how a model does on other people's photos. This study
@@ -35,9 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from PIL import Image
@@ -45,8 +47,11 @@ from rich.console import Console
 
 from skinseg.augment.context import VIEW_PREFIX, VIEWS
 from skinseg.bench import save_table
+from skinseg.bench.protocol import DEFAULT_RECIPES as DEFAULT_PROTOCOL_RECIPES
+from skinseg.bench.protocol import run_protocol
+from skinseg.bench.recipes import PROJECT_ROOT, best_checkpoint, recipe_folder, train_recipe
 from skinseg.checkpoints import load_network
-from skinseg.errors import OutputExistsError, add_debug_option, user_command
+from skinseg.errors import add_debug_option, user_command
 from skinseg.evaluation import POOLED, checkpoint_entries, classical_entries, evaluate, summarise_results
 from skinseg.hardware import cpu_info
 
@@ -66,51 +71,6 @@ DEFAULT_RECIPES = {
     "seed26 + composite 0.5": ["data.composite=0.5"],
     "seed26, letterbox": ["data.resize_mode=letterbox"],
 }
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def recipe_folder(name: str) -> str:
-    """A folder name for a recipe label ("seed26 + composite 0.5" -> "seed26_composite_0.5")."""
-    kept = "".join(char if char.isalnum() or char in "._-" else "_" for char in name)
-    return "_".join(part for part in kept.split("_") if part)
-
-
-def train_recipe(run_dir: Path, overrides: list[str], env: dict[str, str]) -> float:
-    """Trains one recipe with train.py in `run_dir` (or reuses a finished run); returns training minutes.
-
-    Raises:
-        FileExistsError: `run_dir` holds an unfinished run, or one with other overrides.
-        RuntimeError: training failed (the log is in `run_dir`).
-    """
-    marker = run_dir / "finished.json"
-    if marker.exists():
-        finished = json.loads(marker.read_text())
-        if finished["overrides"] == overrides:
-            return finished["minutes"]
-        raise OutputExistsError(
-            f"{run_dir} holds a finished run with other overrides {finished['overrides']}; "
-            "pass another --runs-dir or remove that folder"
-        )
-    if run_dir.exists():
-        raise OutputExistsError(
-            f"{run_dir} holds an unfinished run; remove it to retrain, or finish it with train.py "
-            f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'} in a new folder"
-        )
-    command = [sys.executable, str(PROJECT_ROOT / "train.py"), *overrides, f"hydra.run.dir={run_dir}"]
-    start = time.perf_counter()
-    completed = subprocess.run(command, cwd=PROJECT_ROOT, env=env)
-    minutes = (time.perf_counter() - start) / 60
-    if completed.returncode != 0:
-        raise RuntimeError(f"training failed ({' '.join(command)}); see {run_dir}")
-    marker.write_text(json.dumps({"overrides": overrides, "minutes": minutes}, indent=2))
-    return minutes
-
-
-def best_checkpoint(run_dir: Path) -> Path:
-    found = sorted((run_dir / "checkpoints").glob("best-*.ckpt"))
-    if not found:
-        raise FileNotFoundError(f"no best-*.ckpt in {run_dir / 'checkpoints'}")
-    return found[-1]
 
 
 def markdown(rows: list[dict], header: str) -> str:
@@ -224,8 +184,11 @@ def scenes_study(args: argparse.Namespace, recipes: dict[str, list[str]]) -> Non
 @user_command
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--holdout", help="dataset left out of training and scored on all its pairs")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--protocol", action="store_true",
+                      help="the held-out protocol (the default): train without ccp, hgr_subset, lfw_faces; score them")
+    mode.add_argument("--holdout", help="dataset left out of training and scored on all its pairs "
+                      "(train + val; never its test split)")
     mode.add_argument("--scenes", action="store_true",
                       help="train each recipe with ccp and with ccp held out; score scenes, close-ups, views")
     parser.add_argument("--datasets", nargs="+", default=list(PUBLIC), help="datasets under --data (default: public)")
@@ -246,10 +209,23 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--out", type=Path, default=Path("results") / "generalisation")
     parser.add_argument("--workers", type=int, default=2, help="scoring processes")
     parser.add_argument("--view-images", type=int, default=50, help="images per validation view (--scenes)")
+    parser.add_argument("--minutes", type=float, default=10.0,
+                        help="training wall time of every recipe (--protocol: steps probed to fit it)")
+    parser.add_argument("--probe-steps", type=int, default=8, help="timed steps per recipe (--protocol)")
+    parser.add_argument("--weights", type=Path,
+                        default=Path(os.environ.get("SKINSEG_WEIGHTS", "../shared/weights")),
+                        help="folder of pretrained weights files (default: $SKINSEG_WEIGHTS or ../shared/weights)")
     add_debug_option(parser)
     args = parser.parse_args(argv)
+    recipes = {name: overrides for name, *overrides in args.recipe} if args.recipe else None
+    if not (args.scenes or args.holdout):
+        if args.minutes <= 0 or args.probe_steps < 1:
+            parser.error("--minutes must be > 0 and --probe-steps >= 1")
+        args.methods = ["ycbcr", "hsv_ycbcr", "gmm"] if args.methods is None else args.methods
+        run_protocol(args, recipes or DEFAULT_PROTOCOL_RECIPES)
+        return
     if args.scenes:
-        recipes = {name: overrides for name, *overrides in args.recipe} if args.recipe else DEFAULT_SCENE_RECIPES
+        recipes = recipes or DEFAULT_SCENE_RECIPES
         args.methods = ["ycbcr", "hsv_ycbcr", "gmm"] if args.methods is None else args.methods
         scenes_study(args, recipes)
         return
@@ -259,7 +235,7 @@ def main(argv: list[str]) -> None:
 
     if args.holdout not in args.datasets:
         parser.error(f"--holdout {args.holdout!r} is not one of --datasets {args.datasets}")
-    recipes = {name: overrides for name, *overrides in args.recipe} if args.recipe else DEFAULT_RECIPES
+    recipes = recipes or DEFAULT_RECIPES
     kept = [name for name in args.datasets if name != args.holdout]
     base = ["data=public", f"data.datasets=[{','.join(kept)}]", "data.val_views=[]", f"model={args.model}",
             f"data.image_size={args.size}", f"trainer.max_epochs={args.epochs}", *args.set]

@@ -54,7 +54,7 @@ from skinseg.quant.fx import (
 )
 
 SIZES = (256, 320, 512, 1024, 1280, 1728, 2048)
-MODELS = ("u2netp", "u2net", "dlmv", "birefnet_lite")
+MODELS = ("u2netp", "u2net", "dlmv", "birefnet_lite", "unet", "deeplabv3")
 REFERENCE = "ONNX Runtime fp32"
 
 

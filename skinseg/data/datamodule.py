@@ -137,7 +137,10 @@ def seed_worker(worker_id: int) -> None:
 
 
 class SkinDataModule(L.LightningDataModule):
-    """Train/val loaders over folder datasets in the `images/` + `masks/` layout.
+    """Train/val/test loaders over folder datasets in the `images/` + `masks/` layout.
+
+    The test loader (`trainer.test`) reads the "test" split of every dataset whose
+    splits.json lists one, resized as for validation; training and validation never see it.
 
     Args:
         root: a dataset folder, or the parent of the folders named in `datasets`.
@@ -259,6 +262,7 @@ class SkinDataModule(L.LightningDataModule):
         self.indexes: list[FolderIndex] = []
         self.train_set: SkinDataset | None = None
         self.val_set: Dataset | None = None
+        self.test_set: SkinDataset | None = None
         self.sample_weights: list[float] | None = None
 
     def folders(self) -> list[tuple[str, Path]]:
@@ -329,21 +333,46 @@ class SkinDataModule(L.LightningDataModule):
         self.folders()
 
     def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
+        """Scans the datasets; builds the test set for stage "test", else the train and val sets."""
+        if not self.indexes:
+            self.indexes = [
+                FolderIndex(
+                    folder,
+                    name=name,
+                    val_fraction=self.hparams.val_fraction,
+                    resize_masks=self.hparams.resize_masks,
+                    cache_dir=self.hparams.cache_dir,
+                )
+                for name, folder in self.folders()
+            ]
+        if stage == "test":
+            self._setup_test()
+        elif self.train_set is None:
+            self._setup_fit()
+
+    def _setup_test(self) -> None:
+        """The test split of every dataset that has one.
+
+        Raises:
+            DataError: no dataset lists a "test" split.
+        """
+        if self.test_set is not None:
             return
-        self.indexes = [
-            FolderIndex(
-                folder,
-                name=name,
-                val_fraction=self.hparams.val_fraction,
-                resize_masks=self.hparams.resize_masks,
-                cache_dir=self.hparams.cache_dir,
-            )
-            for name, folder in self.folders()
-        ]
+        test = [s for index in self.indexes for s in index.split("test")]
+        if not test:
+            where = ", ".join(str(folder / "splits.json") for _, folder in self.folders())
+            raise DataError(f'no test images: none of {where} lists a "test" split; add a "test" list of '
+                            "held-out stems to a splits.json, or run without the test loop (test=false)")
+        counts = {name: n["test"] for name, n in describe(test, ["test"]).items()}
+        without = [index.name for index in self.indexes if index.name not in counts]
+        log.info("test pairs: %s%s", counts, f" (no test split: {', '.join(without)})" if without else "")
+        self.test_set = SkinDataset(test, self.val_transform, self.dataset_names)
+
+    def _setup_fit(self) -> None:
+        """The train and val sets (with the views), and the training sampling weights."""
         train: list[Sample] = [s for index in self.indexes for s in index.split("train")]
         val: list[Sample] = [s for index in self.indexes for s in index.split("val")]
-        counts = describe(train + val)
+        counts = describe(train + val, ["train", "val"])
         where = ", ".join(str(folder) for _, folder in self.folders())
         if not train:
             raise DataError(f"no training images in {where}; check splits.json or data.val_fraction")
@@ -413,3 +442,7 @@ class SkinDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         size = self.hparams.val_batch_size or self.hparams.batch_size
         return self._loader(self.val_set, size, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        size = self.hparams.val_batch_size or self.hparams.batch_size
+        return self._loader(self.test_set, size, train=False)

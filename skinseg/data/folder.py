@@ -4,9 +4,11 @@ Pure numpy/OpenCV (no torch), so evaluation of classical methods can use it too.
 A folder is scanned once before training: every pair is decoded and checked (readable,
 same size), so bad files fail fast with one error that lists them all, never mid-epoch.
 The verified index is cached as JSON and reused while the files' sizes and modification
-times are unchanged. An optional `ROOT/splits.json` {"train": [...], "val": [...]} fixes
-the split; without it a stable hash of each stem assigns `val_fraction` of the pairs
-to validation (adding images never moves old ones between splits).
+times are unchanged. An optional `ROOT/splits.json` {"train": [...], "val": [...], "test": [...]}
+fixes the splits; without it a stable hash of each stem assigns `val_fraction` of the pairs
+to validation (adding images never moves old ones between splits), and there is no test split.
+"test" is a held-out split: it is read only when asked for by name (`FolderIndex.split("test")`,
+`evaluate.py split=test`, `train.py test=true`), never trained on or used to choose anything.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from skinseg.files import write_json
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test")
 INDEX_VERSION = 1
 MAX_LISTED = 10
 
@@ -72,10 +74,11 @@ def _stable_fraction(stem: str) -> float:
 
 
 def read_splits_file(path: Path) -> dict[str, list[str]]:
-    """Reads and validates a splits.json: {"train": [stems], "val": [stems]}, either key optional.
+    """Reads and validates a splits.json: {"train": [stems], "val": [stems], "test": [stems]}, each optional.
 
     Raises:
-        DataError: invalid JSON, other keys, or a split that is not a list of strings.
+        DataError: invalid JSON, other keys, a split that is not a list of strings, or a
+            stem listed in two splits.
     """
     try:
         listed = json.loads(path.read_text())
@@ -83,11 +86,21 @@ def read_splits_file(path: Path) -> dict[str, list[str]]:
         raise DataError(f"{path}: invalid JSON ({error}); fix it or delete it") from error
     if not isinstance(listed, dict) or not set(listed) <= set(SPLITS) or not listed:
         shape = f"keys {list(listed)}" if isinstance(listed, dict) else f"a {type(listed).__name__}"
-        raise DataError(f'{path}: expected {{"train": [stems], "val": [stems]}}, got {shape}')
+        raise DataError(f'{path}: expected {{"train": [stems], "val": [stems], "test": [stems]}} '
+                        f"(each key optional), got {shape}")
+    first_split: dict[str, str] = {}
+    in_two = []
     for split, split_stems in listed.items():
         if not isinstance(split_stems, list) or not all(isinstance(stem, str) for stem in split_stems):
             raise DataError(f'{path}: "{split}" must be a list of stems (strings, e.g. ["img01", "img02"]), '
                             f"got {json.dumps(split_stems)[:80]}")
+        for stem in split_stems:
+            if first_split.setdefault(stem, split) != split:
+                in_two.append(f"{stem!r} in {first_split[stem]} and {split}")
+    if in_two:
+        more = f" and {len(in_two) - MAX_LISTED} more" if len(in_two) > MAX_LISTED else ""
+        raise DataError(f"{path}: stems listed in two splits ({', '.join(in_two[:MAX_LISTED])}{more}); "
+                        "keep each stem in one split")
     return listed
 
 
@@ -102,10 +115,10 @@ def _read_splits(root: Path, stems: Sequence[str], val_fraction: float) -> dict[
     unknown = []
     for split, split_stems in listed.items():
         for stem in split_stems:
-            if stem not in known:
+            if stem in known:
+                assignment[stem] = split
+            else:
                 unknown.append(stem)
-            elif assignment.setdefault(stem, split) != split:
-                raise DataError(f"{path}: {stem!r} is listed in both train and val")
     if unknown:
         raise DataError(
             f"{path}: {len(unknown)} listed stems have no image in {root / 'images'} "
@@ -113,7 +126,7 @@ def _read_splits(root: Path, stems: Sequence[str], val_fraction: float) -> dict[
         )
     unlisted = len(known) - len(assignment)
     if unlisted:
-        log.warning("%s: %d images are in neither split and are not used", path, unlisted)
+        log.warning("%s: %d images are in no split and are not used", path, unlisted)
     return assignment
 
 
@@ -167,10 +180,15 @@ class FolderIndex:
         self.samples = self._scan()
 
     def split(self, split: str) -> list[Sample]:
-        """The samples of one split: "train", "val", or "all" (both: a dataset held out of training)."""
-        if split not in ("train", "val", "all"):
-            raise DataError(f"split must be 'train', 'val' or 'all', got {split!r}")
-        return [sample for sample in self.samples if split in ("all", sample.split)]
+        """The samples of one split: "train", "val", "test", or "all".
+
+        "all" is train + val, every pair that may be scored for a dataset held out of
+        training; it never includes "test", which is read only when asked for by name.
+        """
+        if split not in (*SPLITS, "all"):
+            raise DataError(f"split must be 'train', 'val', 'test' or 'all', got {split!r}")
+        wanted = ("train", "val") if split == "all" else (split,)
+        return [sample for sample in self.samples if sample.split in wanted]
 
     def _check_layout(self) -> tuple[Path, Path]:
         if not self.root.is_dir():
@@ -322,11 +340,11 @@ def load_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     return image, mask
 
 
-def describe(samples: Sequence[Sample]) -> dict:
-    """Counts per dataset and split, for logs and summaries."""
+def describe(samples: Sequence[Sample], splits: Sequence[str] = SPLITS) -> dict[str, dict[str, int]]:
+    """Counts per dataset and split (of `splits`, which must hold every sample's split), for logs."""
     counts: dict[str, dict[str, int]] = {}
     for sample in samples:
-        counts.setdefault(sample.dataset, {split: 0 for split in SPLITS})[sample.split] += 1
+        counts.setdefault(sample.dataset, {split: 0 for split in splits})[sample.split] += 1
     return counts
 
 

@@ -15,6 +15,7 @@ Existing files are never replaced unless `overwrite=True`.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -205,7 +206,9 @@ def export_verified(trained: TrainedNetwork, work: Path, name: str, size: int, e
     qat = trained.quantization
     mean, std = trained.hparams.get("input_mean"), trained.hparams.get("input_std")
     metadata = {"skinseg.input_size": size, "skinseg.resize": trained.resize_mode, "skinseg.upsample": DEFAULT_UPSAMPLE,
-                "skinseg.model": name, "skinseg.version": skinseg.__version__}
+                "skinseg.model": name, "skinseg.version": skinseg.__version__,
+                # applied inside the graph; recorded for readers of the file
+                "skinseg.normalisation": json.dumps({"mean": mean, "std": std})}
     card_onnx: dict[str, Any] = {"opset": required_opset(trained.net), "dynamic_size": has_dynamic_size(trained.net),
                                  "parity_images": len(parity_inputs)}
     head = ProbabilityHead(trained.net, mean, std).eval()

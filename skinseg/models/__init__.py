@@ -21,16 +21,20 @@ from torch import nn
 
 from skinseg.errors import UnknownNameError
 from skinseg.models.birefnet_lite import BiRefNetLite
+from skinseg.models.deeplabv3 import DeepLabV3
 from skinseg.models.dlmv import DLMV
 from skinseg.models.head import ProbabilityHead
 from skinseg.models.u2net import U2Net
 from skinseg.models.u2netp import U2NetP
+from skinseg.models.unet import Unet
 
 MODELS: dict[str, type[nn.Module]] = {
     "u2net": U2Net,
     "u2netp": U2NetP,
     "dlmv": DLMV,
     "birefnet_lite": BiRefNetLite,
+    "unet": Unet,
+    "deeplabv3": DeepLabV3,
 }
 
 
@@ -47,4 +51,4 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     return model_class(**kwargs)
 
 
-__all__ = ["BiRefNetLite", "DLMV", "MODELS", "ProbabilityHead", "U2Net", "U2NetP", "create_model"]
+__all__ = ["BiRefNetLite", "DLMV", "DeepLabV3", "Unet", "MODELS", "ProbabilityHead", "U2Net", "U2NetP", "create_model"]

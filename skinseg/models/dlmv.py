@@ -10,22 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.models import mobilenet_v3_large
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
-
-class LogitUpsample(nn.Module):
-    """Bilinear upsampling of logits (B,C,h,w) to a reference's (H,W) (no parameters).
-
-    A module of its own so that int8 quantization keeps it in float (`operates_on_logits`).
-    """
-
-    operates_on_logits = True
-
-    def forward(self, logits: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(logits, size=reference.shape[-2:], mode="bilinear", align_corners=False)
+from skinseg.models.outputs import LogitUpsample
 
 
 class DLMV(nn.Module):
