@@ -91,8 +91,11 @@ def classical_entries(names: Sequence[str], method_args: dict | None = None) -> 
     return entries, skipped
 
 
-def checkpoint_entries(patterns: Sequence[str], search_root: str | os.PathLike = ".") -> list[Entry]:
+def checkpoint_entries(patterns: Sequence[str], search_root: str | os.PathLike = ".",
+                       size: int | None = None) -> list[Entry]:
     """Entries for trained models given as paths or glob patterns: Lightning `.ckpt` or exported `.onnx`.
+
+    `size` runs the network at that input side instead of the one it was trained at.
 
     Raises:
         MissingFileError: a pattern matches nothing; the message lists checkpoints found
@@ -115,7 +118,7 @@ def checkpoint_entries(patterns: Sequence[str], search_root: str | os.PathLike =
             label = f"{resolved.parent.parent.name}/{resolved.stem}" if in_run else resolved.stem
             # by content: a same-size copy or a retrained file at the same path gets its own predictions;
             # by the resize back that checkpoints get, so predictions made before a change are not reused
-            settings = {"sha256": sha256(resolved), "upsample": DEFAULT_UPSAMPLE}
+            settings = {"sha256": sha256(resolved), "upsample": DEFAULT_UPSAMPLE, **({"size": size} if size else {})}
             entries.append(Entry(label, "model", str(resolved), settings))
     return entries
 
@@ -191,7 +194,7 @@ def predict_model(entry: Entry, samples: Sequence[Sample], cache_dir: Path, prog
     from skinseg.data.io import read_image
     from skinseg.inference.factory import create_predictor
 
-    predictor = create_predictor(entry.target)
+    predictor = create_predictor(entry.target, size=entry.settings.get("size"))
     task = progress.add_task(f"predicting {entry.label}", total=len(todo)) if progress else None
     for sample in todo:
         _write_mask(prediction_path(cache_dir, entry, sample), predictor.predict(read_image(sample.image)))

@@ -213,17 +213,19 @@ def test_protocol_trains_without_the_held_out_sets_for_equal_time_and_scores_the
             "--recipe", "pascal", "model=deeplabv3", *tiny_overrides("deeplabv3"), *common,
             "model.encoder_weights=${paths.weights_dir}/deeplabv3_mobilenet_v2_pascal.pt",
             "--methods", "ycbcr", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
-            "--workers", "1"]
+            "--workers", "1", "--infer-sizes", "96"]
     generalisation.main(argv)
     rows = list(csv.DictReader((tmp_path / "out" / "protocol.csv").open()))
-    assert [row["recipe"] for row in rows] == ["scratch", "pascal", "ycbcr"]
+    assert [row["recipe"] for row in rows] == ["scratch", "scratch @96", "pascal", "pascal @96", "ycbcr"]
+    predicted = {path.name.rsplit("-", 1)[0] for path in (cache_dir / "predictions").iterdir()}
+    assert {"scratch", "pascal", "pascal @96"} <= predicted  # each run scored under its own name
     for row in rows:
         for title in ("ccp val mIoU@0.5", "hgr_subset all", "lfw_faces val", "lfw darkest third", "sfa",
                       "negatives FPR"):
             assert 0.0 <= float(row[title]) <= 1.0, (row["recipe"], title)
     probe = json.loads((tmp_path / "runs" / "protocol" / "pascal" / "probe.json").read_text())
     assert probe["step_seconds"] > 0 and probe["steps"] == max(1, int(0.02 * 60 / probe["step_seconds"]))
-    assert rows[1]["steps"] == str(probe["steps"]) and rows[1]["images_seen"] == str(2 * probe["steps"])
+    assert rows[2]["steps"] == str(probe["steps"]) and rows[2]["images_seen"] == str(2 * probe["steps"])
     finished = json.loads((tmp_path / "runs" / "protocol" / "pascal" / "run" / "finished.json").read_text())
     assert f"data.datasets=[{','.join(TRAINED_ON)}]" in finished["overrides"]
     assert f"trainer.max_steps={probe['steps']}" in finished["overrides"]

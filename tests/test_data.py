@@ -369,6 +369,20 @@ def test_sampling_weights_per_dataset(folder_dataset, scenes_dataset, tmp_path, 
         drawn({"toy": 0, "scenes": 0})
 
 
+def test_train_on_val_trains_on_a_datasets_val_split_and_never_its_test(folder_dataset, scenes_dataset, tmp_path):
+    splits = json.loads((folder_dataset / "splits.json").read_text())
+    splits["test"] = [splits["train"].pop()]
+    (folder_dataset / "splits.json").write_text(json.dumps(splits))
+    module = SkinDataModule(tmp_path, datasets=["toy", "scenes"], train_on_val=["toy"], image_size=32,
+                            num_workers=0, augment="none")
+    module.setup("fit")
+    assert sorted(s.stem for s in module.train_set.samples if s.dataset == "toy") == sorted(
+        splits["train"] + splits["val"])
+    assert {s.dataset for s in module.val_set.samples} == {"scenes"}
+    with pytest.raises(ValueError, match=r"train_on_val: \['ccp'\] are not among the datasets"):
+        SkinDataModule(tmp_path, datasets=["toy"], train_on_val=["ccp"], num_workers=0).setup("fit")
+
+
 @pytest.mark.public_data
 def test_public_scenes_datasets_scan(cache_dir):
     """`negatives` (every mask empty) and `ccp` are valid folder datasets."""

@@ -212,6 +212,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--minutes", type=float, default=10.0,
                         help="training wall time of every recipe (--protocol: steps probed to fit it)")
     parser.add_argument("--probe-steps", type=int, default=8, help="timed steps per recipe (--protocol)")
+    parser.add_argument("--infer-sizes", type=int, nargs="*", default=[],
+                        help="also score every recipe's network at these input sides (--protocol)")
     parser.add_argument("--weights", type=Path,
                         default=Path(os.environ.get("SKINSEG_WEIGHTS", "../shared/weights")),
                         help="folder of pretrained weights files (default: $SKINSEG_WEIGHTS or ../shared/weights)")
@@ -219,8 +221,8 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     recipes = {name: overrides for name, *overrides in args.recipe} if args.recipe else None
     if not (args.scenes or args.holdout):
-        if args.minutes <= 0 or args.probe_steps < 1:
-            parser.error("--minutes must be > 0 and --probe-steps >= 1")
+        if args.minutes <= 0 or args.probe_steps < 1 or any(size < 32 for size in args.infer_sizes):
+            parser.error("--minutes must be > 0, --probe-steps >= 1 and --infer-sizes >= 32")
         args.methods = ["ycbcr", "hsv_ycbcr", "gmm"] if args.methods is None else args.methods
         run_protocol(args, recipes or DEFAULT_PROTOCOL_RECIPES)
         return

@@ -19,12 +19,14 @@ Recipes are compared at equal wall time on the same CPU: before training, a reci
 training loop (its data, augmentation, model and precision) is timed for a few steps,
 and the recipe then trains for as many steps as fit in `--minutes` (its learning-rate
 schedule runs to the end). Each run saves its last checkpoint, which is what is scored:
-nothing is selected on in-domain validation. Runs, probes and predictions are reused
+nothing is selected on in-domain validation. `--infer-sizes 320 384` adds rows of each
+network run at those input sides instead of its training size ("NAME @384"). Runs, probes and predictions are reused
 when the overrides are unchanged. Results: printed, and `results/generalisation/protocol.{md,csv}`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 from collections.abc import Sequence
@@ -200,9 +202,12 @@ def run_protocol(args: Any, recipes: dict[str, list[str]]) -> list[dict]:
         network = load_network(checkpoint)
         batch = network.run_config.get("data", {}).get("batch_size", 0)
         precision = network.run_config.get("trainer", {}).get("precision", "")
-        entry = checkpoint_entries([str(checkpoint)])[0]
-        trained.append({"recipe": name, "entry": entry, "steps": probe.steps, "images": probe.steps * batch,
-                        "step_seconds": probe.step_seconds, "minutes": minutes, "precision": precision})
+        details = {"steps": probe.steps, "images": probe.steps * batch, "step_seconds": probe.step_seconds,
+                   "minutes": minutes, "precision": precision}
+        for size in [None, *args.infer_sizes]:  # its training size, then other input sides
+            label = name if size is None else f"{name} @{size}"  # the recipe's name, not the file's ("last")
+            entry = dataclasses.replace(checkpoint_entries([str(checkpoint)], size=size)[0], label=label)
+            trained.append({"recipe": label, "entry": entry, **details})
 
     samples = []
     for dataset, split in [*HELD_OUT.items(), *((name, "val") for name in TRAINED_ON)]:

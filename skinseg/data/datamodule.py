@@ -177,6 +177,8 @@ class SkinDataModule(L.LightningDataModule):
             named: 1; 0 leaves a dataset out of training but in validation). An epoch still
             draws as many images as the training split holds, with replacement. None: every
             image once per epoch, shuffled.
+        train_on_val: datasets whose val split is trained on too (and not validated on): a
+            final model trained on everything, scored on a dataset's test split (lfw_faces).
         augment: "seed26" (one of the original's 26 colour/occlusion variants or none,
             per example and epoch) or "none".
         sepia: "rgb" (correct) or "bgr" (the original's bluish) sepia in seed26.
@@ -214,6 +216,7 @@ class SkinDataModule(L.LightningDataModule):
         val_views: Sequence[str] = (),
         val_view_images: int = 100,
         weights: dict[str, float] | None = None,
+        train_on_val: Sequence[str] = (),
         augment: str = "seed26",
         sepia: str = "rgb",
         lattice_reference: int | None = None,
@@ -370,8 +373,13 @@ class SkinDataModule(L.LightningDataModule):
 
     def _setup_fit(self) -> None:
         """The train and val sets (with the views), and the training sampling weights."""
-        train: list[Sample] = [s for index in self.indexes for s in index.split("train")]
-        val: list[Sample] = [s for index in self.indexes for s in index.split("val")]
+        trained_val = set(self.hparams.train_on_val)
+        unknown = sorted(trained_val - {index.name for index in self.indexes})
+        if unknown:
+            raise DataError(f"data.train_on_val: {unknown} are not among the datasets {self.dataset_names}")
+        train: list[Sample] = [s for index in self.indexes
+                               for s in index.split("all" if index.name in trained_val else "train")]
+        val: list[Sample] = [s for index in self.indexes if index.name not in trained_val for s in index.split("val")]
         counts = describe(train + val, ["train", "val"])
         where = ", ".join(str(folder) for _, folder in self.folders())
         if not train:
