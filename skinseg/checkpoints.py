@@ -95,6 +95,39 @@ def load_network(path: str | os.PathLike) -> TrainedNetwork:
     return TrainedNetwork(net.eval(), dict(hparams), extras.get("config") or {}, extras, quantization)
 
 
+def check_resume_checkpoint(path: str | os.PathLike, model: nn.Module | None = None) -> None:
+    """Checks a `ckpt_path=` file before Lightning resumes from it: one named error instead of its traceback.
+
+    Args:
+        path: the checkpoint to resume.
+        model: the LightningModule this run built; its parameter names must match the file's.
+
+    Raises:
+        MissingFileError: no file at path.
+        NotAModelError: not a skinseg checkpoint (unreadable, pickled objects, no
+            state_dict or hyper_parameters.net), or one of another network.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"ckpt_path={path}: no such file; pass a run's checkpoints/last.ckpt")
+    state = read_checkpoint(path)
+    hparams = state.get("hyper_parameters") if isinstance(state, dict) else None
+    if not hparams or "net" not in hparams or not isinstance(state.get("state_dict"), dict):
+        raise NotAModelError(f"not a skinseg checkpoint: {path} (no hyper_parameters.net / state_dict); pass a "
+                             ".ckpt written by train.py")
+    if model is None:
+        return
+    saved, built = set(state["state_dict"]), set(model.state_dict())
+    if saved != built:
+        net = hparams["net"].get("name", "?") if isinstance(hparams["net"], dict) else "?"
+        missing, unexpected = sorted(built - saved), sorted(saved - built)
+        raise NotAModelError(
+            f"ckpt_path={path} is a checkpoint of another network ({net}: {len(missing)} of this run's weights "
+            f"missing, e.g. {(missing or ['-'])[0]}; {len(unexpected)} not in this run's, e.g. {(unexpected or ['-'])[0]}); "
+            "resume with the model config it was trained with"
+        )
+
+
 def newest_checkpoint(log_dir: str | os.PathLike = "logs") -> Path:
     """The most recently written best checkpoint under `log_dir` (`**/checkpoints/best-*.ckpt`).
 

@@ -12,6 +12,7 @@ commands' exit codes: 0 done, 1 done but some inputs were skipped, 2 user error.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 import sys
@@ -77,6 +78,14 @@ def hydra_debug() -> bool:
 def add_debug_option(parser) -> None:
     """Adds `--debug` (show the traceback of user errors too; `user_command` reads it) to an argparse parser."""
     parser.add_argument("--debug", action="store_true", help="show the full traceback of errors in the input too")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the commands' error rule: a bad argument is one `error:` line and exit code 2 (no usage block)."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
 
 
 def user_command(main: Callable[[Sequence[str]], T]) -> Callable[[Sequence[str] | None], T]:

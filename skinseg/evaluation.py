@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import logging
 import os
 import platform
 import time
@@ -36,6 +37,8 @@ from skinseg.data.folder import Sample, file_stamp
 from skinseg.errors import DataError, MissingFileError, UnknownNameError, UsageError
 from skinseg.files import atomic_path, sha256, write_csv, write_json, write_text
 from skinseg.inference.processing import DEFAULT_UPSAMPLE
+
+log = logging.getLogger(__name__)
 
 # evaluate.yaml's output folder: results/<data> for the val split, results/<data>-<split> for the others
 OmegaConf.register_new_resolver("split_suffix", lambda split: "" if split == "val" else f"-{split}", replace=True)
@@ -92,10 +95,11 @@ def classical_entries(names: Sequence[str], method_args: dict | None = None) -> 
 
 
 def checkpoint_entries(patterns: Sequence[str], search_root: str | os.PathLike = ".",
-                       size: int | None = None) -> list[Entry]:
+                       size: int | None = None, zoom: float | None = None) -> list[Entry]:
     """Entries for trained models given as paths or glob patterns: Lightning `.ckpt` or exported `.onnx`.
 
-    `size` runs the network at that input side instead of the one it was trained at.
+    `size` runs the network at that input side instead of the one it was trained at; `zoom`
+    sets its small-skin pass (`skinseg.inference.processing.Predictor`; 0: off).
 
     Raises:
         MissingFileError: a pattern matches nothing; the message lists checkpoints found
@@ -118,13 +122,24 @@ def checkpoint_entries(patterns: Sequence[str], search_root: str | os.PathLike =
             label = f"{resolved.parent.parent.name}/{resolved.stem}" if in_run else resolved.stem
             # by content: a same-size copy or a retrained file at the same path gets its own predictions;
             # by the resize back that checkpoints get, so predictions made before a change are not reused
-            settings = {"sha256": sha256(resolved), "upsample": DEFAULT_UPSAMPLE, **({"size": size} if size else {})}
+            settings = {"sha256": sha256(resolved), "upsample": DEFAULT_UPSAMPLE, **({"size": size} if size else {}),
+                        **({"zoom": zoom} if zoom is not None else {})}
             entries.append(Entry(label, "model", str(resolved), settings))
     return entries
 
 
+def image_key(sample: Sample) -> str:
+    """What identifies an image's content to the cache: its resolved path, size and modification time, hashed.
+
+    Another dataset of the same folder name, or an image replaced in place, gets new predictions.
+    """
+    path = Path(sample.image).resolve()
+    text = json.dumps([str(path), *file_stamp(path)])
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
 def prediction_path(cache_dir: Path, entry: Entry, sample: Sample) -> Path:
-    return cache_dir / "predictions" / entry.key / sample.dataset / f"{sample.stem}.png"
+    return cache_dir / "predictions" / entry.key / sample.dataset / f"{sample.stem}-{image_key(sample)}.png"
 
 
 def _write_mask(path: Path, mask: np.ndarray) -> None:
@@ -136,20 +151,26 @@ def _write_mask(path: Path, mask: np.ndarray) -> None:
 _METHODS: dict[str, Any] = {}
 
 
-def read_cached_mask(path: Path) -> np.ndarray | None:
-    """A cached prediction, or None when there is none; an unreadable one (a torn or corrupt file) is deleted."""
+def read_cached_mask(path: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """A cached prediction of an image of `shape` (H,W), or None when there is none.
+
+    An unreadable one (a torn or corrupt file) or one of another size is deleted, with a warning.
+    """
     if not path.exists():
         return None
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-    if mask is None:
+    if mask is None or mask.shape != tuple(shape):
+        log.warning("%s: %s cached prediction; predicting it again", path,
+                    "unreadable" if mask is None else f"a {mask.shape} (not {tuple(shape)})")
         path.unlink(missing_ok=True)
+        return None
     return mask
 
 
 def _prediction(entry: Entry, sample: Sample, cache_dir: Path, image_cache: list) -> tuple[np.ndarray, float | None]:
     """The cached prediction, or a classical method's new one (written to the cache) and its time."""
     path = prediction_path(cache_dir, entry, sample)
-    cached = read_cached_mask(path)
+    cached = read_cached_mask(path, (sample.height, sample.width))
     if cached is not None:
         return cached, None
     if entry.kind != "classical":
@@ -188,13 +209,13 @@ def _score_sample(entries: Sequence[Entry], sample: Sample, cache_dir: str) -> l
 
 def predict_model(entry: Entry, samples: Sequence[Sample], cache_dir: Path, progress=None) -> None:
     """Writes the missing full-resolution predictions of a trained model (.ckpt or .onnx, main process)."""
-    todo = [s for s in samples if read_cached_mask(prediction_path(cache_dir, entry, s)) is None]
+    todo = [s for s in samples if read_cached_mask(prediction_path(cache_dir, entry, s), (s.height, s.width)) is None]
     if not todo:
         return
     from skinseg.data.io import read_image
     from skinseg.inference.factory import create_predictor
 
-    predictor = create_predictor(entry.target, size=entry.settings.get("size"))
+    predictor = create_predictor(entry.target, size=entry.settings.get("size"), zoom=entry.settings.get("zoom"))
     task = progress.add_task(f"predicting {entry.label}", total=len(todo)) if progress else None
     for sample in todo:
         _write_mask(prediction_path(cache_dir, entry, sample), predictor.predict(read_image(sample.image)))
@@ -203,20 +224,26 @@ def predict_model(entry: Entry, samples: Sequence[Sample], cache_dir: Path, prog
 
 
 def _load_cached_scores(path: Path, samples: Sequence[Sample]) -> dict[str, dict]:
-    """Scores cached for these samples whose ground truth is unchanged."""
+    """Scores cached for these samples whose image and ground truth are unchanged.
+
+    A cache file that is unreadable or of another shape is ignored (rebuilt) with a warning naming it.
+    """
     if not path.exists():
         return {}
     try:
         cached = json.loads(path.read_text())
-    except json.JSONDecodeError:
+        if not isinstance(cached, dict) or not isinstance(cached.get("scores", {}), dict):
+            raise ValueError("not a scores file")
+    except (OSError, UnicodeDecodeError, ValueError):
+        log.warning("%s: unreadable or not a scores cache; rebuilding it", path)
         return {}
     if cached.get("metrics_version") != metrics.METRICS_VERSION:
         return {}
-    stamps = {s.stem: file_stamp(Path(s.mask)) for s in samples}
+    stamps = {s.stem: [image_key(s), file_stamp(Path(s.mask))] for s in samples}
     return {
         stem: score
-        for stem, score in cached.get("scores", {}).items()
-        if stem in stamps and score.get("mask_stamp") == stamps[stem]
+        for stem, score in cached["scores"].items()
+        if stem in stamps and isinstance(score, dict) and [score.get("image_key"), score.get("mask_stamp")] == stamps[stem]
     }
 
 
@@ -253,9 +280,10 @@ def evaluate(
                 pool.submit(_score_sample, todo, by_key[key], str(cache_dir)): by_key[key] for key, todo in pending.items()
             }
             for future in as_completed(futures):
-                stamp = file_stamp(Path(futures[future].mask))
+                sample = futures[future]
+                stamps = {"image_key": image_key(sample), "mask_stamp": file_stamp(Path(sample.mask))}
                 for score in future.result():
-                    results[score.pop("entry")].append({**score, "mask_stamp": stamp})
+                    results[score.pop("entry")].append({**score, **stamps})
                     bar.advance(task)
     for entry in entries:
         for dataset in {s.dataset for s in samples}:

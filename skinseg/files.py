@@ -4,7 +4,10 @@ Every writer of the package goes through `atomic_path`: the data is written to a
 temporary file beside the target (same folder, so the rename is atomic; same suffix, so
 PIL, OpenCV and matplotlib pick the right format), renamed over the target on success and
 removed on failure. A process killed with SIGKILL cannot remove its temporary file;
-`remove_stale_temporaries` deletes those whose writer is no longer running.
+`remove_stale_temporaries` deletes those whose writer is no longer running. Temporary
+files are named `.STEM.skinseg-tmp-HOST-PID.SUFFIX`: only skinseg's own, and only those
+of this host (on a shared filesystem another machine's PID means nothing here), are ever
+removed.
 """
 
 from __future__ import annotations
@@ -14,14 +17,27 @@ import hashlib
 import json
 import os
 import re
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "remove_stale_temporaries", "save_figure", "sha256", "write_csv", "write_json", "write_text"]
+__all__ = ["atomic_path", "host_name", "remove_stale_temporaries", "save_figure", "sha256", "temporary_path", "write_csv",
+           "write_json", "write_text"]
 
-_TEMPORARY = re.compile(r"^\..+\.tmp-(\d+)(\.[^.]*)?$")
+_TEMPORARY = re.compile(r"^\..+\.skinseg-tmp-(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)(\.[^.]*)?$")
+
+
+def host_name() -> str:
+    """This machine's name as it appears in temporary file names (letters, digits, '-' and '_')."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+
+
+def temporary_path(path: str | os.PathLike, pid: int | None = None) -> Path:
+    """The hidden temporary file beside `path` that process `pid` (default: this one) writes it through."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.skinseg-tmp-{host_name()}-{pid or os.getpid()}{path.suffix}")
 
 
 @contextmanager
@@ -33,7 +49,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    temporary = temporary_path(path)
     try:
         yield temporary
         os.replace(temporary, path)
@@ -95,7 +111,7 @@ def _running(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Removes the temporary files in `folder` left by writers that are no longer running.
+    """Removes skinseg's temporary files in `folder` left by writers on this host that are no longer running.
 
     Returns:
         The removed paths.
@@ -104,9 +120,13 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return removed
+    host = host_name()
     for path in folder.iterdir():
         match = _TEMPORARY.match(path.name)
-        if match and path.is_file() and int(match.group(1)) != os.getpid() and not _running(int(match.group(1))):
+        if not match or match["host"] != host or not path.is_file():
+            continue
+        pid = int(match["pid"])
+        if pid != os.getpid() and not _running(pid):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed

@@ -168,6 +168,22 @@ def load_weights(net: nn.Module, path: str | os.PathLike) -> None:
         )
 
 
+def check_optimizer_settings(optimizer: Callable | None) -> None:
+    """Refuses a partial optimizer whose learning rate is not a number > 0 or whose weight decay is negative.
+
+    Raises:
+        UsageError: names the setting and the value (torch would fail later with a TypeError).
+    """
+    settings = getattr(optimizer, "keywords", {}) or {}
+    for key, minimum, rule in (("lr", 0.0, "> 0"), ("weight_decay", None, ">= 0")):
+        if key not in settings:
+            continue
+        value = settings[key]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or (value <= minimum if minimum is not None else value < 0):
+            raise UsageError(f"model.optimizer.{key} must be a number {rule}, got {value!r}")
+
+
 class SkinSegModule(L.LightningModule):
     """Trains any registered network with a multi-output loss and per-dataset metrics.
 
@@ -251,6 +267,7 @@ class SkinSegModule(L.LightningModule):
         if freeze_pretrained_bn:
             self.train()  # sets the modes Lightning keeps: it restores each submodule's mode, never calls train()
         self.loss_fn = loss if loss is not None else BceDiceLoss()
+        check_optimizer_settings(optimizer)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         mean = torch.tensor(input_mean if input_mean is not None else [0.0, 0.0, 0.0])

@@ -24,13 +24,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from skinseg.data.io import DataError, list_images, read_image, save_png
-from skinseg.errors import UsageError, add_debug_option, user_command
+from skinseg.errors import ArgumentParser, UsageError, add_debug_option, user_command
 from skinseg.inference.factory import create_predictor
 from skinseg.inference.processing import cutout
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m skinseg.predict", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m skinseg.predict", description=__doc__.splitlines()[0])
     parser.add_argument("input", type=Path, help="an image file, or a folder of images (not recursive)")
     parser.add_argument("output_dir", type=Path, help="folder for STEM.png masks (not the input folder)")
     parser.add_argument("--model", help="a .onnx, a .ckpt or a classical method name; default: the shipped U²NetP")
@@ -47,6 +47,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--upsample", choices=("guided", "lanczos"),
                         help="resize back to the image: guided (edges follow the image's; skinseg's exports) "
                              "or lanczos (the original's); default: the model's")
+    parser.add_argument("--zoom", type=float,
+                        help="small-skin pass: when the largest skin region is under --zoom-below of the frame, "
+                             "run again at this many times the input side (0: off; default: the model's)")
+    parser.add_argument("--zoom-below", type=float, help="largest skin region share that triggers --zoom")
     parser.add_argument("--postprocess", action="store_true", help="open (3x3 ellipse), Gaussian 9x9 σ 2")
     parser.add_argument("--threads", type=int,
                         help="CPU threads for the model (default: the physical cores this process may use)")
@@ -81,20 +85,23 @@ def main(argv: Sequence[str]) -> int:
     images = list_images(args.input)
     check_output_dir(args.input, args.output_dir)
     model = create_predictor(args.model, args.size, args.letterbox, args.normalize, args.postprocess,
-                           args.threads, args.tile, args.overlap, args.precision, args.upsample)
+                           args.threads, args.tile, args.overlap, args.precision, args.upsample,
+                           args.zoom, args.zoom_below)
     console.print(f"model: {escape(model.description)}", highlight=False)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     written = failed = kept = 0
-    owners: dict[str, Path] = {}
+    owners: dict[Path, Path] = {}  # output file -> the input it is written for, in this run
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         for path in progress.track(images, description="predicting"):
             try:
-                if path.stem in owners:
-                    raise DataError(f"{path}: same stem as {owners[path.stem].name}: rename it")
-                owners[path.stem] = path
                 outputs = [args.output_dir / f"{path.stem}.png"]
                 outputs += [args.output_dir / f"{path.stem}_cutout.png"] if args.cutout else []
+                taken = [output for output in outputs if output in owners]
+                if taken:
+                    raise DataError(f"{path}: its output {taken[0].name} is also {owners[taken[0]].name}'s; "
+                                    "rename one of them")
+                owners.update(dict.fromkeys(outputs, path))
                 if not args.overwrite and all(output.exists() for output in outputs):
                     kept += 1
                     continue

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
+from skinseg.checkpoints import check_resume_checkpoint
 from skinseg.errors import OutputExistsError, UsageError
 from skinseg.files import atomic_path, remove_stale_temporaries
 from skinseg.hardware import AUTO, PrecisionChoice, cpu_info, default_threads, resolve_precision
@@ -186,22 +187,26 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if missing:
         raise UsageError(f"the config leaves {', '.join(missing)} unset (???): give them on the command line, "
                          f"e.g. python train.py ... {missing[0]}=VALUE")
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, workers=True)
     if rank_zero_only.rank == 0:
         check_output_dir(cfg.paths.output_dir, cfg.get("ckpt_path"))
+    if cfg.get("ckpt_path"):
+        check_resume_checkpoint(cfg.ckpt_path)
+    datamodule = instantiate(cfg.data, _convert_="all")  # its settings checked before anything is logged
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True, verbose=False)  # logged below with the hardware choices
     hardware = resolve_hardware(cfg)
-
-    datamodule = instantiate(cfg.data, _convert_="all")
     hardware["loader workers"] = f"{datamodule.num_workers}: {datamodule.num_workers_reason}"
     with open_dict(cfg):
         cfg.data.num_workers = datamodule.num_workers  # the run's record says what was used
-    for key, value in hardware.items():
-        log.info("%s: %s", key, value)
     if cfg.get("test"):
         datamodule.setup("test")  # no dataset with a test split: fail now, not after training
     model = instantiate(cfg.model, _convert_="all")
     model.run_config = OmegaConf.to_container(cfg, resolve=True)
+    if cfg.get("ckpt_path"):
+        check_resume_checkpoint(cfg.ckpt_path, model)
+    for key, value in hardware.items():  # after every check of the config: an error comes alone
+        log.info("%s: %s", key, value)
+    log.info("seed: %s", cfg.get("seed"))
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = instantiate_list(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")

@@ -195,8 +195,28 @@ def test_materialise_skips_corrupt_pairs_and_val_images(tmp_path):
     report = offline.materialise(source, tmp_path / "dst", workers=1, progress=False)
     assert report.written == 26 and list(report.failed) == ["p1"] and "p1.png" in report.failed["p1"]
     assert not list((tmp_path / "dst" / "images").glob("p2__*"))
-    with pytest.raises(ValueError, match="is the source folder"):
-        offline.materialise(source, source, progress=False)
+    for inside in (source, source / "variants"):
+        with pytest.raises(ValueError, match="is inside the source folder"):
+            offline.materialise(source, inside, progress=False)
+    assert not (source / "variants").exists()
+
+
+def test_materialise_refuses_a_dataset_without_splits_and_resumes_its_own_output(tmp_path):
+    source, destination = tmp_path / "src", tmp_path / "dst"
+    write_pair(source, "p0", seed=0)
+    write_pair(destination, "own", seed=1)  # a dataset of its own: every image in a hashed split
+    before = sorted(path.name for path in destination.rglob("*"))
+    with pytest.raises(ValueError, match="holds 1 images of its own .*own.png.* no splits.json"):
+        offline.materialise(source, destination, workers=1, progress=False)
+    assert sorted(path.name for path in destination.rglob("*")) == before
+    (destination / "splits.json").write_text(json.dumps({"train": [], "val": ["own"]}))
+    offline.materialise(source, destination, workers=1, progress=False)
+    assert json.loads((destination / "splits.json").read_text())["val"] == ["own"]
+    resumed = tmp_path / "resumed"  # an interrupted run's variants, before its splits.json
+    offline.materialise(source, resumed, workers=1, progress=False)
+    (resumed / "splits.json").unlink()
+    offline.materialise(source, resumed, workers=1, progress=False)
+    assert len(json.loads((resumed / "splits.json").read_text())["train"]) == 26
 
 
 def test_materialise_never_augments_test_pairs_and_keeps_a_test_split(tmp_path, folder_dataset):

@@ -213,19 +213,21 @@ def test_protocol_trains_without_the_held_out_sets_for_equal_time_and_scores_the
             "--recipe", "pascal", "model=deeplabv3", *tiny_overrides("deeplabv3"), *common,
             "model.encoder_weights=${paths.weights_dir}/deeplabv3_mobilenet_v2_pascal.pt",
             "--methods", "ycbcr", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
-            "--workers", "1", "--infer-sizes", "96"]
+            "--workers", "1", "--infer-sizes", "96", "--zoom", "2"]
     generalisation.main(argv)
     rows = list(csv.DictReader((tmp_path / "out" / "protocol.csv").open()))
-    assert [row["recipe"] for row in rows] == ["scratch", "scratch @96", "pascal", "pascal @96", "ycbcr"]
+    variants = ["", " zoom 2", " @96", " @96 zoom 2"]
+    assert [row["recipe"] for row in rows] == [*(f"scratch{v}" for v in variants), *(f"pascal{v}" for v in variants),
+                                               "ycbcr"]
     predicted = {path.name.rsplit("-", 1)[0] for path in (cache_dir / "predictions").iterdir()}
-    assert {"scratch", "pascal", "pascal @96"} <= predicted  # each run scored under its own name
+    assert {"scratch", "pascal", "pascal @96", "pascal @96 zoom 2"} <= predicted  # each scored under its own name
     for row in rows:
         for title in ("ccp val mIoU@0.5", "hgr_subset all", "lfw_faces val", "lfw darkest third", "sfa",
                       "negatives FPR"):
             assert 0.0 <= float(row[title]) <= 1.0, (row["recipe"], title)
     probe = json.loads((tmp_path / "runs" / "protocol" / "pascal" / "probe.json").read_text())
     assert probe["step_seconds"] > 0 and probe["steps"] == max(1, int(0.02 * 60 / probe["step_seconds"]))
-    assert rows[2]["steps"] == str(probe["steps"]) and rows[2]["images_seen"] == str(2 * probe["steps"])
+    assert rows[4]["steps"] == str(probe["steps"]) and rows[4]["images_seen"] == str(2 * probe["steps"])
     finished = json.loads((tmp_path / "runs" / "protocol" / "pascal" / "run" / "finished.json").read_text())
     assert f"data.datasets=[{','.join(TRAINED_ON)}]" in finished["overrides"]
     assert f"trainer.max_steps={probe['steps']}" in finished["overrides"]
@@ -252,3 +254,24 @@ def test_resize_benchmark_scores_the_interpolations_and_the_guided_upsampling(fo
     assert all(value > 0 for value in figures[-3:])
     error = exit_2_message(bench_resize.main, ["--data", str(tmp_path / "nowhere")], capsys)
     assert "no such folder" in error
+
+
+def test_session_benchmark_times_models_beside_the_shipped_one(tmp_path, capsys):
+    import csv
+
+    from skinseg.bench import session as session_bench
+    from skinseg.export.onnx import export_onnx
+    from skinseg.models import create_model
+    from skinseg.models.head import ProbabilityHead
+
+    from .conftest import TINY_NETS
+
+    path = export_onnx(ProbabilityHead(create_model("u2netp", **TINY_NETS["u2netp"])), tmp_path / "tiny.onnx", 64,
+                       metadata={"skinseg.input_size": 64, "skinseg.zoom": "2"})
+    session_bench.main([str(path), "--runs", "1", "--megapixels", "0.05", "--out", str(tmp_path)])
+    rows = list(csv.DictReader((tmp_path / "session_time.csv").open()))
+    assert [row["model"] for row in rows] == ["shipped fp32", "shipped int8", "tiny.onnx"]
+    assert rows[2]["zoom"] == "2" and all(float(row["large_skin_s"]) > 0 for row in rows)
+    assert "ratio to the shipped fp32 model" in capsys.readouterr().out
+    image = session_bench.photo(0.05, small_skin=True)
+    assert image.shape == (183, 274, 3) and (image == session_bench.SKIN_RGB).all(axis=2).mean() < 0.05

@@ -190,7 +190,7 @@ def test_augment_into_its_source_and_a_missing_source(folder_dataset, tmp_path, 
 
     before = sorted(path.name for path in (folder_dataset / "images").iterdir())
     error = exit_2_message(augment_main, [str(folder_dataset), str(folder_dataset)], capsys)
-    assert "is the source folder; choose another folder" in error
+    assert "is inside the source folder" in error
     assert sorted(path.name for path in (folder_dataset / "images").iterdir()) == before
     error = exit_2_message(augment_main, [str(tmp_path / "nowhere"), str(tmp_path / "out")], capsys)
     assert "nowhere: expected images/ and masks/ folders" in error and not (tmp_path / "out").exists()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
+import cv2
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -162,3 +165,37 @@ def test_an_exported_onnx_model_is_a_row_like_a_checkpoint(eval_cfg, tmp_path):
     assert 0 <= out["tables"]["demo"][label]["miou50"] <= 1
     with pytest.raises(UsageError, match="give .ckpt or .onnx files"):
         checkpoint_entries([str(DEFAULT_MODEL_DIR / "MODEL_CARD.md")])
+
+
+def test_the_cache_is_keyed_by_image_content_not_folder_name_and_stem(eval_cfg, tmp_path, cache_dir):
+    """Two datasets of one folder name, an image replaced in place, a wrong-size or corrupt cache: never stale."""
+    from .conftest import write_dataset
+
+    first, second = tmp_path / "one" / "toy", tmp_path / "two" / "toy"
+    write_dataset(first, ["a", "b", "c"], val=3, seed=1)
+    write_dataset(second, ["a", "b", "c"], val=3, seed=2)
+
+    def score(root):
+        cfg = eval_cfg(["methods=[ycbcr]"])
+        with open_dict(cfg):
+            cfg.data.demo, cfg.data.root, cfg.data.datasets = None, str(root), ["toy"]
+        return run(cfg)["tables"]["toy"]["ycbcr"]["miou"]
+
+    def fresh(root):  # the same figure from an empty cache
+        cfg = eval_cfg(["methods=[ycbcr]"])
+        with open_dict(cfg):
+            cfg.data.demo, cfg.data.root, cfg.data.datasets = None, str(root), ["toy"]
+            cfg.paths.cache_dir = str(tmp_path / f"fresh{len(list(tmp_path.glob('fresh*')))}")
+        return run(cfg)["tables"]["toy"]["ycbcr"]["miou"]
+
+    assert score(tmp_path / "one") == pytest.approx(fresh(tmp_path / "one"))
+    assert score(tmp_path / "two") == pytest.approx(fresh(tmp_path / "two"))
+    shutil.copy(second / "images" / "a.png", first / "images" / "a.png")  # replaced in place
+    shutil.copy(second / "masks" / "a.png", first / "masks" / "a.png")
+    assert score(tmp_path / "one") == pytest.approx(fresh(tmp_path / "one"))
+    cached = sorted((cache_dir / "predictions").glob("ycbcr-*/toy/b-*.png"))
+    for path in cached:  # a valid PNG of the wrong size
+        cv2.imwrite(str(path), np.zeros((5, 5), np.uint8))
+    for scores in (cache_dir / "predictions").glob("ycbcr-*/toy/scores.json"):
+        scores.write_text('["not", "a", "scores", "file"]')
+    assert score(tmp_path / "one") == pytest.approx(fresh(tmp_path / "one"))

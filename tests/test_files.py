@@ -9,7 +9,16 @@ import sys
 
 import pytest
 
-from skinseg.files import atomic_path, remove_stale_temporaries, sha256, write_csv, write_json, write_text
+from skinseg.files import (
+    atomic_path,
+    host_name,
+    remove_stale_temporaries,
+    sha256,
+    temporary_path,
+    write_csv,
+    write_json,
+    write_text,
+)
 from skinseg.training import check_output_dir
 
 
@@ -42,11 +51,14 @@ def dead_pid() -> int:
     return int(process.stdout)
 
 
-def test_only_temporaries_of_dead_writers_are_removed(tmp_path):
-    stale = tmp_path / f".last.tmp-{dead_pid()}.ckpt"
-    live = tmp_path / f".last.tmp-{os.getppid()}.ckpt"
-    own = tmp_path / f".results.tmp-{os.getpid()}.md"
-    kept = [tmp_path / "last.ckpt", tmp_path / ".hidden.ckpt", live, own]
+def test_only_skinsegs_temporaries_of_dead_writers_on_this_host_are_removed(tmp_path):
+    dead = dead_pid()
+    stale = temporary_path(tmp_path / "last.ckpt", dead)
+    live = temporary_path(tmp_path / "last.ckpt", os.getppid())
+    own = temporary_path(tmp_path / "results.md")
+    other_host = tmp_path / f".last.skinseg-tmp-{host_name()}x-{dead}.ckpt"
+    not_ours = [tmp_path / f".last.tmp-{dead}.ckpt", tmp_path / f".notes.tmp-{dead}"]  # another tool's files
+    kept = [tmp_path / "last.ckpt", tmp_path / ".hidden.ckpt", live, own, other_host, *not_ours]
     for path in [stale, *kept]:
         path.write_bytes(b"x")
     assert remove_stale_temporaries(tmp_path) == [stale]
@@ -56,7 +68,7 @@ def test_only_temporaries_of_dead_writers_are_removed(tmp_path):
 def test_a_killed_runs_partial_checkpoint_does_not_block_or_linger(tmp_path):
     checkpoints = tmp_path / "run" / "checkpoints"
     checkpoints.mkdir(parents=True)
-    partial = checkpoints / f".last.tmp-{dead_pid()}.ckpt"
+    partial = temporary_path(checkpoints / "last.ckpt", dead_pid())
     partial.write_bytes(b"half a checkpoint")
     check_output_dir(tmp_path / "run")  # only a partial file: not an earlier run's checkpoints
     assert not partial.exists()
@@ -64,7 +76,7 @@ def test_a_killed_runs_partial_checkpoint_does_not_block_or_linger(tmp_path):
     earlier = tmp_path / "earlier" / "checkpoints"
     earlier.mkdir(parents=True)
     (earlier / "last.ckpt").write_bytes(b"state")
-    partial = earlier / f".last.tmp-{dead_pid()}.ckpt"
+    partial = temporary_path(earlier / "last.ckpt", dead_pid())
     partial.write_bytes(b"half")
     check_output_dir(tmp_path / "resumed", resume_from=earlier / "last.ckpt")
     assert not partial.exists() and (earlier / "last.ckpt").exists()

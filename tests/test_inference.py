@@ -15,9 +15,10 @@ from PIL import Image
 
 from skinseg.checkpoints import load_network
 from skinseg.classical import create_method
-from skinseg.data.io import read_image
+from skinseg.data.io import DataError, read_image
 from skinseg.export.onnx import export_onnx
 from skinseg.inference import Session, TorchSession, predict_tiled
+from skinseg.inference.processing import Predictor, largest_region_share
 from skinseg.inference.tiling import hann_window, tile_boxes
 from skinseg.masks import intersection, subtract, union
 from skinseg.models import create_model
@@ -106,6 +107,19 @@ def test_session_takes_pil_numpy_grey_rgba_and_paths(models, tmp_path):
         session.predict(np.zeros((4, 4, 2), np.uint8))
     with pytest.raises(TypeError):
         session.predict(12)
+    np.testing.assert_array_equal(session.predict(rgb.astype(np.float32) / 255), expected)
+    for wrong, message in ((rgb.astype(int), "int64: pass uint8"), (rgb.astype(np.float32), r"spans \[0, 255\]"),
+                           (np.where(rgb > 250, np.nan, rgb / 255), "NaN")):
+        with pytest.raises(ValueError, match=message):
+            session.predict(wrong)
+
+
+def test_a_float_image_file_with_nan_is_refused_by_name(tmp_path):
+    values = np.full((8, 8), 0.5, np.float32)
+    values[2, 3] = np.nan
+    Image.fromarray(values, mode="F").save(tmp_path / "nan.tif")
+    with pytest.raises(DataError, match=r"nan.tif: 1 pixels are NaN"):
+        read_image(tmp_path / "nan.tif")
 
 
 def test_exif_orientation_is_applied_to_pil_and_paths(models, tmp_path):
@@ -266,6 +280,51 @@ def test_session_upsample_option(models):
     np.testing.assert_array_equal(guided.predict(photo, tile=32, overlap=8), lanczos.predict(photo, tile=32, overlap=8))
 
 
+class CentredSquare(Predictor):
+    """A 'network' that finds a square of `side` input pixels in the middle, whatever the input size."""
+
+    def __init__(self, side: int, zoom: float = 0.0, size: int = 64):
+        self.side, self.calls = side, []
+        self._configure(size, "squash", "none", False, "lanczos", zoom)
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        self.calls.append(images.shape[-1])
+        out = np.zeros((len(images), 1, *images.shape[2:]), np.float32)
+        top, left = (images.shape[2] - self.side) // 2, (images.shape[3] - self.side) // 2
+        out[:, :, top : top + self.side, left : left + self.side] = 1
+        return out
+
+
+def test_small_skin_runs_a_second_pass_at_the_zoomed_side():
+    photo = image(100, 100)
+    small = CentredSquare(side=6, zoom=2)  # 36 / 64² = 0.9 % of the frame: under zoom_below (5 %)
+    mask = small.predict(photo)
+    assert small.calls == [64, 128]
+    assert np.mean(mask >= 128) == pytest.approx(36 / 128**2, rel=0.35)  # the second pass's mask
+    large = CentredSquare(side=20, zoom=2)  # 10 % of the frame: one pass
+    assert np.mean(large.predict(photo) >= 128) == pytest.approx(400 / 64**2, rel=0.2) and large.calls == [64]
+    unzoomed = CentredSquare(side=6)
+    unzoomed.predict(photo)
+    assert unzoomed.calls == [64]
+    batch = CentredSquare(side=6, zoom=2)
+    np.testing.assert_array_equal(batch.predict_batch([photo, photo])[1], mask)
+    assert batch.calls == [64, 128, 128]
+    assert largest_region_share(np.zeros((8, 8))) == 0.0
+    with pytest.raises(ValueError, match="zoom > 1"):
+        CentredSquare(side=6, zoom=0.5)
+
+
+def test_session_reads_the_small_skin_pass_from_the_metadata(models, tmp_path):
+    head = ProbabilityHead(create_model("u2netp", **TINY_NETS["u2netp"]))
+    path = export_onnx(head, tmp_path / "zoom.onnx", 64, metadata={"skinseg.input_size": 64, "skinseg.zoom": "1.5",
+                                                                  "skinseg.zoom_below": "0.05"})
+    session = Session(path)
+    assert (session.zoom, session.zoom_below) == (1.5, 0.05)
+    assert Session(path, zoom=0).zoom == 0.0 and Session(models["meta"]).zoom == 0.0
+    with pytest.raises(ValueError, match="fixed input size"):
+        Session(models["static"], zoom=2)
+
+
 # --- tiling ----------------------------------------------------------------------------------
 
 
@@ -390,7 +449,18 @@ def test_cli_refuses_bad_models_and_the_input_folder(models, tmp_path, capsys):
     error = exit_2_message(predict_main, [str(tmp_path), str(tmp_path / "o"), "--model", "hsv", "--tile", "64"], capsys)
     assert "--tile" in error
     assert predict_main([str(tmp_path), str(tmp_path / "o"), "--model", "hsv"]) == 1  # x.jpg, x.png: one stem
-    assert "same stem" in capsys.readouterr().out and (tmp_path / "o" / "x.png").is_file()
+    assert "x.png is also x.jpg's" in capsys.readouterr().out and (tmp_path / "o" / "x.png").is_file()
+
+
+def test_cli_never_writes_one_output_for_two_inputs(tmp_path, capsys):
+    photos, out = tmp_path / "in", tmp_path / "out"
+    photos.mkdir()
+    Image.fromarray(image(20, 20, seed=1)).save(photos / "a.png")
+    Image.fromarray(image(20, 20, seed=2)).save(photos / "a_cutout.jpg")  # its mask would be a's cutout
+    assert predict_main([str(photos), str(out), "--model", "hsv", "--cutout"]) == 1
+    text = capsys.readouterr().out
+    assert "a_cutout.png is also a.png's" in text and "1 written" in text and "1 skipped" in text
+    assert Image.open(out / "a_cutout.png").mode == "RGBA"  # a's cutout, not a_cutout's mask
 
 
 # --- mask helpers ----------------------------------------------------------------------------

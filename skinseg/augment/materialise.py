@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import zlib
@@ -22,7 +21,7 @@ import numpy as np
 from skinseg.augment.ops import SEPIA_VARIANTS
 from skinseg.augment.transforms import VARIANTS, apply_variant
 from skinseg.data.folder import read_splits_file
-from skinseg.errors import UsageError, add_debug_option, user_command
+from skinseg.errors import ArgumentParser, UsageError, add_debug_option, user_command
 from skinseg.files import atomic_path, save_figure, write_json
 
 
@@ -34,6 +33,11 @@ class MaterialiseReport:
     written: int = 0
     skipped: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+
+
+def is_variant(stem: str) -> bool:
+    """Whether a stem names a variant this module writes ("STEM__VARIANT")."""
+    return "__" in stem and stem.rsplit("__", 1)[1] in VARIANTS
 
 
 def _write_png(path: Path, array: np.ndarray) -> None:
@@ -96,7 +100,9 @@ def materialise(
 
     Raises:
         DataError: source is not a dataset folder.
-        UsageError: destination is the source (it would feed variants back as sources).
+        UsageError: destination is the source or inside it (variants would be written into
+            the source), or a dataset of its own without a splits.json (a new one listing
+            the variants would take its images out of every split).
     """
     from rich.progress import Progress
 
@@ -106,8 +112,15 @@ def materialise(
     source, destination = Path(source), Path(destination)
     if not (source / "images").is_dir() or not (source / "masks").is_dir():
         raise DataError(f"{source}: expected images/ and masks/ folders (the folder-dataset layout)")
-    if destination.resolve() == source.resolve():
-        raise UsageError(f"destination {destination} is the source folder; choose another folder")
+    if destination.resolve().is_relative_to(source.resolve()):
+        raise UsageError(f"destination {destination} is inside the source folder {source}; choose a folder outside it")
+    own_images = [path for path in (destination / "images").glob("*") if not is_variant(path.stem)]
+    if own_images and not (destination / "splits.json").exists():
+        raise UsageError(
+            f"destination {destination} holds {len(own_images)} images of its own (e.g. {own_images[0].name}) and no "
+            "splits.json: the variants' splits.json would leave them out of every split. Add a splits.json listing "
+            "them, or choose an empty folder"
+        )
     if sepia_variant not in SEPIA_VARIANTS:
         raise UsageError(f"sepia variant must be one of {SEPIA_VARIANTS}, got {sepia_variant!r}")
     images, masks = list_by_stem(source / "images"), list_by_stem(source / "masks")
@@ -202,7 +215,7 @@ def gallery(
 
 @user_command
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m skinseg.augment",
         description="Write the 26 colour/occlusion variants of a folder dataset, or draw one image's.",
     )

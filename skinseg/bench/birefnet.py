@@ -33,7 +33,7 @@ import torch
 from rich.console import Console
 
 from skinseg.bench import save_table
-from skinseg.errors import add_debug_option, user_command
+from skinseg.errors import ArgumentParser, add_debug_option, user_command
 from skinseg.hardware import cpu_info, default_threads
 
 
@@ -192,7 +192,7 @@ def markdown(results: list[tuple[Case, dict]], header: str) -> str:
 
 @user_command
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", nargs="+", type=int, default=[512, 1024], help="forward sizes")
     parser.add_argument("--train-size", type=int, default=512, help="training-step size (0: none)")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])

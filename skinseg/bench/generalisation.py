@@ -51,7 +51,7 @@ from skinseg.bench.protocol import DEFAULT_RECIPES as DEFAULT_PROTOCOL_RECIPES
 from skinseg.bench.protocol import run_protocol
 from skinseg.bench.recipes import PROJECT_ROOT, best_checkpoint, recipe_folder, train_recipe
 from skinseg.checkpoints import load_network
-from skinseg.errors import add_debug_option, user_command
+from skinseg.errors import ArgumentParser, add_debug_option, user_command
 from skinseg.evaluation import POOLED, checkpoint_entries, classical_entries, evaluate, summarise_results
 from skinseg.hardware import cpu_info
 
@@ -183,7 +183,7 @@ def scenes_study(args: argparse.Namespace, recipes: dict[str, list[str]]) -> Non
 
 @user_command
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--protocol", action="store_true",
                       help="the held-out protocol (the default): train without ccp, hgr_subset, lfw_faces; score them")
@@ -214,6 +214,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--probe-steps", type=int, default=8, help="timed steps per recipe (--protocol)")
     parser.add_argument("--infer-sizes", type=int, nargs="*", default=[],
                         help="also score every recipe's network at these input sides (--protocol)")
+    parser.add_argument("--zoom", type=float, nargs="*", default=[],
+                        help="also score every recipe with the small-skin pass at these factors (--protocol)")
     parser.add_argument("--weights", type=Path,
                         default=Path(os.environ.get("SKINSEG_WEIGHTS", "../shared/weights")),
                         help="folder of pretrained weights files (default: $SKINSEG_WEIGHTS or ../shared/weights)")
@@ -223,6 +225,8 @@ def main(argv: list[str]) -> None:
     if not (args.scenes or args.holdout):
         if args.minutes <= 0 or args.probe_steps < 1 or any(size < 32 for size in args.infer_sizes):
             parser.error("--minutes must be > 0, --probe-steps >= 1 and --infer-sizes >= 32")
+        if any(zoom <= 1 for zoom in args.zoom):
+            parser.error("--zoom factors must be > 1")
         args.methods = ["ycbcr", "hsv_ycbcr", "gmm"] if args.methods is None else args.methods
         run_protocol(args, recipes or DEFAULT_PROTOCOL_RECIPES)
         return

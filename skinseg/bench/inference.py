@@ -38,7 +38,7 @@ import torch
 from rich.console import Console
 
 from skinseg.bench import save_table
-from skinseg.errors import add_debug_option, user_command
+from skinseg.errors import ArgumentParser, add_debug_option, user_command
 from skinseg.export.onnx import INPUT_NAME, export_onnx, has_dynamic_size
 from skinseg.hardware import cpu_info, default_threads
 from skinseg.models import create_model
@@ -240,7 +240,7 @@ def markdown(table: dict[tuple[str, str], dict[int, float | None]], sizes: list[
 
 @user_command
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
     parser.add_argument("--runs", type=int, default=5, help="timed rounds (default 5)")

@@ -20,7 +20,8 @@ training loop (its data, augmentation, model and precision) is timed for a few s
 and the recipe then trains for as many steps as fit in `--minutes` (its learning-rate
 schedule runs to the end). Each run saves its last checkpoint, which is what is scored:
 nothing is selected on in-domain validation. `--infer-sizes 320 384` adds rows of each
-network run at those input sides instead of its training size ("NAME @384"). Runs, probes and predictions are reused
+network run at those input sides instead of its training size ("NAME @384"); `--zoom 2`
+rows of each with the small-skin pass (`skinseg.inference.processing.Predictor`, "NAME zoom 2"). Runs, probes and predictions are reused
 when the overrides are unchanged. Results: printed, and `results/generalisation/protocol.{md,csv}`.
 """
 
@@ -205,9 +206,11 @@ def run_protocol(args: Any, recipes: dict[str, list[str]]) -> list[dict]:
         details = {"steps": probe.steps, "images": probe.steps * batch, "step_seconds": probe.step_seconds,
                    "minutes": minutes, "precision": precision}
         for size in [None, *args.infer_sizes]:  # its training size, then other input sides
-            label = name if size is None else f"{name} @{size}"  # the recipe's name, not the file's ("last")
-            entry = dataclasses.replace(checkpoint_entries([str(checkpoint)], size=size)[0], label=label)
-            trained.append({"recipe": label, "entry": entry, **details})
+            for zoom in [None, *args.zoom]:
+                # the recipe's name, not the file's ("last")
+                label = name + (f" @{size}" if size else "") + (f" zoom {zoom:g}" if zoom else "")
+                entry = checkpoint_entries([str(checkpoint)], size=size, zoom=zoom)[0]
+                trained.append({"recipe": label, "entry": dataclasses.replace(entry, label=label), **details})
 
     samples = []
     for dataset, split in [*HELD_OUT.items(), *((name, "val") for name in TRAINED_ON)]:

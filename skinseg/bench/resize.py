@@ -24,7 +24,7 @@ from rich.table import Table
 from skinseg import metrics
 from skinseg.bench import save_table
 from skinseg.data.folder import FolderIndex, Sample, dataset_folders, load_pair
-from skinseg.errors import MissingFileError, add_debug_option, user_command
+from skinseg.errors import ArgumentParser, MissingFileError, add_debug_option, user_command
 from skinseg.hardware import cpu_name
 from skinseg.inference.factory import Model, create_predictor
 
@@ -54,7 +54,7 @@ def cell(value) -> str:
 
 @user_command
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help=".onnx or .ckpt (default: the shipped U²NetP, fp32)")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("SKINSEG_DATA", "../shared/datasets")),
                         help="folder of folder datasets (default $SKINSEG_DATA, else ../shared/datasets)")

@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from skinseg.data import SkinDataModule
-from skinseg.errors import add_debug_option, user_command
+from skinseg.errors import ArgumentParser, add_debug_option, user_command
 from skinseg.hardware import cpu_info, default_loader_workers, default_threads, resolve_precision
 from skinseg.losses import BceDiceLoss
 from skinseg.module import SkinSegModule
@@ -190,7 +190,7 @@ def hardware_header() -> str:
 
 @user_command
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(TRAIN_SIZES), choices=list(TRAIN_SIZES))
     parser.add_argument("--size", type=int, help="input size for every model (default: each one's own)")
     parser.add_argument("--batch-size", type=int, help="batch size for every model (default: each one's own)")

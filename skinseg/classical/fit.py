@@ -32,7 +32,7 @@ from skinseg.classical.colour import DIAGONAL_ELLIPSE_TUNED, ellipse_intervals
 from skinseg.classical.gmm import cbcr_codes, fit_gmm, save_mixtures
 from skinseg.classical.histogram import BINS, fit_histogram, save_histogram
 from skinseg.classical.storage import save_params
-from skinseg.errors import DataError, add_debug_option, user_command
+from skinseg.errors import ArgumentParser, DataError, add_debug_option, user_command
 
 KINDS = ("ellipse", "gmm", "histogram")
 ELLIPSE_KEYS = ("cb0", "cr0", "a", "b", "theta")
@@ -222,7 +222,7 @@ def _format_mixture(name: str, mixture) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m skinseg.classical.fit",
         description="Fit classical skin-method parameters on the train splits of folder datasets.",
     )

@@ -14,7 +14,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomS
 
 from skinseg.augment.context import VIEW_PREFIX, VIEWS, ContextAugment, PersonFiles, render_view
 from skinseg.augment.scenes import paste_skin
-from skinseg.data.folder import FolderIndex, Sample, dataset_folders, describe, load_pair
+from skinseg.data.folder import FolderIndex, Sample, check_dataset_name, dataset_folders, describe, load_pair
 from skinseg.data.io import DataError
 from skinseg.data.transforms import build_transform, check_probability
 from skinseg.errors import UsageError
@@ -243,6 +243,11 @@ class SkinDataModule(L.LightningDataModule):
             raise UsageError(f"data.val_views: unknown {unknown_views}; valid views: {', '.join(VIEWS)}")
         if val_view_images < 1:
             raise UsageError(f"data.val_view_images must be >= 1, got {val_view_images}")
+        for setting, names in (("datasets", datasets or ()), ("backgrounds", [backgrounds] if backgrounds else ()),
+                               ("people", [people] if people else ()), ("scene_datasets", scene_datasets),
+                               ("train_on_val", train_on_val)):
+            for name in names:
+                check_dataset_name(name, f"data.{setting}")
         if weights is not None:
             bad = {name: w for name, w in weights.items() if not isinstance(w, (int, float)) or w < 0}
             if bad:

@@ -27,6 +27,7 @@ import numpy as np
 
 from skinseg.data.demo import demo_dataset
 from skinseg.data.io import IMAGE_EXTENSIONS, DataError, read_image, read_mask
+from skinseg.errors import UsageError
 from skinseg.files import write_json
 
 log = logging.getLogger(__name__)
@@ -312,6 +313,20 @@ class FolderIndex:
         ]
 
 
+def check_dataset_name(name: str, setting: str = "data.datasets") -> str:
+    """Returns `name` if it names a folder under the data root: not a path, not '.' or '..'.
+
+    Raises:
+        UsageError: the name holds a path separator, is absolute, empty, '.' or '..'
+            (cache and output files are written under dataset names).
+    """
+    text = str(name)
+    if text in ("", ".", "..") or "/" in text or "\\" in text or Path(text).is_absolute():
+        raise UsageError(f"{setting}: {text!r} is not a dataset name; name a folder under data.root (e.g. sfa), "
+                         "and set data.root to read datasets from another folder")
+    return text
+
+
 def dataset_folders(
     root: str | os.PathLike, datasets: Sequence[str] | None = None, demo: dict | None = None
 ) -> list[tuple[str, Path]]:
@@ -327,7 +342,7 @@ def dataset_folders(
     if demo is not None:
         return [("demo", demo_dataset(root, demo))]
     if datasets:
-        return [(name, root / name) for name in datasets]
+        return [(name, root / check_dataset_name(name)) for name in datasets]
     return [(root.resolve().name, root)]
 
 

@@ -78,6 +78,14 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(array.astype(np.float32) / 257.0), 0, 255).astype(np.uint8)
 
 
+def _finite(array: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """The pixel array of a float file, refused if any value is NaN or infinite (they have no brightness)."""
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        bad = int(np.size(array) - np.isfinite(array).sum())
+        raise DataError(f"{path}: {bad} pixels are NaN or infinite; fill them (e.g. with 0) and save the image again")
+    return array
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Reads an image file as RGB uint8 (H,W,3), EXIF orientation applied.
 
@@ -89,7 +97,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """
     image = _open(path)
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        grey = to_uint8(np.asarray(image))
+        grey = to_uint8(_finite(np.asarray(image), path))
         return np.repeat(grey[..., None], 3, axis=2)
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
@@ -105,7 +113,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     """
     image = _open(path)
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        raw = np.asarray(image)
+        raw = _finite(np.asarray(image), path)
         if raw.max(initial=0) <= 1:
             return (raw > 0).astype(np.uint8) * 255
         return to_uint8(raw)

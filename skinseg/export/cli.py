@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from skinseg.errors import MissingFileError, add_debug_option, user_command
+from skinseg.errors import ArgumentParser, MissingFileError, OutputExistsError, add_debug_option, user_command
 
 
 def add_flops_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,11 +23,16 @@ def add_flops_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deformable-uncounted", action="store_true",
                         help="leave BiRefNet_lite's deformable convs uncounted, as the original's figures did")
     parser.add_argument("--out", type=Path, default=Path("results/flops.md"))
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
 def run_flops(args: argparse.Namespace) -> int:
     from skinseg.export.flops import REFERENCE_ROWS, flops_table, markdown, write_flops
 
+    if args.out.is_dir():
+        raise OutputExistsError(f"--out {args.out} is a folder; give the path of the Markdown file to write")
+    if args.out.exists() and not args.overwrite:
+        raise OutputExistsError(f"--out {args.out} exists; pass --overwrite to replace it, or another --out")
     rows = REFERENCE_ROWS
     if args.models:
         rows = [(model, size, args.mode) for model in args.models for size in (args.sizes or (320, 512, 1024))]
@@ -137,7 +142,7 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python export.py",
         description="Export trained models and count FLOPs. Without a command, `export` runs: "
                     "`python export.py --ckpt X` is `python export.py export --ckpt X`.",

@@ -16,11 +16,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from skinseg.errors import OutputExistsError, UsageError, add_debug_option, user_command
+from skinseg.errors import ArgumentParser, OutputExistsError, UsageError, add_debug_option, user_command
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m skinseg.figures", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m skinseg.figures", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     stats = commands.add_parser("stats", help="colour statistics figures of folder datasets")
     stats.add_argument("datasets", nargs="+", type=Path, help="dataset folders with images/ and masks/")

@@ -43,14 +43,16 @@ def create_predictor(
     overlap: int = 0,
     precision: str = "auto",
     upsample: str | None = None,
+    zoom: float | None = None,
+    zoom_below: float | None = None,
 ) -> Model:
     """An RGB uint8 (H,W,3) -> uint8 (H,W) mask function for any model skinseg runs.
 
     Args:
         model: a .onnx file (Session), a .ckpt file (TorchSession), a classical method name,
             or None: the shipped U²NetP.
-        size, letterbox, normalize, threads, tile, overlap, upsample: network options (None:
-            the model's).
+        size, letterbox, normalize, threads, tile, overlap, upsample, zoom, zoom_below: network
+            options (None: the model's; zoom: the small-skin pass, see `Predictor`).
         postprocess: open + Gaussian clean-up.
         precision: the shipped model's file, "auto", "fp32" or "int8" (see `Session`).
 
@@ -67,6 +69,10 @@ def create_predictor(
         options["normalize"] = normalize
     if upsample:
         options["upsample"] = upsample
+    if zoom is not None:
+        options["zoom"] = zoom
+    if zoom_below is not None:
+        options["zoom_below"] = zoom_below
     path = Path(model) if model is not None else None
     if path is None or (path.suffix == ".onnx" and path.is_file()):
         from skinseg.inference.session import Session
@@ -89,7 +95,7 @@ def create_predictor(
         from skinseg.classical import create_method
 
         network_options = {"tile": tile, "size": size, "letterbox": letterbox, "normalize": normalize,
-                           "threads": threads, "upsample": upsample}
+                           "threads": threads, "upsample": upsample, "zoom": zoom, "zoom_below": zoom_below}
         given = [f"--{flag}" for flag, value in network_options.items() if value]
         if given:
             raise UsageError(f"{', '.join(given)}: for .onnx/.ckpt models, not method {model!r}")

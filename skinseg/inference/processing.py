@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from skinseg.data.io import read_image, to_uint8
+from skinseg.errors import UsageError
 from skinseg.inference.guided import guided_upsample
 from skinseg.inference.tiling import predict_tiled
 from skinseg.resize import check_resize_mode, inner_size, resize_image
@@ -25,6 +26,7 @@ NORMALIZE_MODES = ("minmax", "none")
 UPSAMPLE_MODES = ("lanczos", "guided")
 DEFAULT_UPSAMPLE = "guided"  # skinseg's own models: checkpoints, and exports through their ONNX metadata
 _HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+DEFAULT_ZOOM_BELOW = 0.05  # largest skin region under 5 % of the frame: people far from the camera
 
 
 def to_rgb(image: ImageInput) -> np.ndarray:
@@ -33,12 +35,14 @@ def to_rgb(image: ImageInput) -> np.ndarray:
     Args:
         image: a file path (read with `skinseg.data.io.read_image`); a PIL image (EXIF
             orientation applied, converted to RGB); or a numpy array (H,W), (H,W,1),
-            (H,W,3) RGB or (H,W,4) RGBA, uint8 (16-bit and [0,1] float arrays are
-            scaled to 8 bits). Alpha channels are dropped, grey is repeated to RGB.
+            (H,W,3) RGB or (H,W,4) RGBA of uint8 (0-255), uint16 (0-65535, scaled to 8
+            bits), bool, or float in [0, 1] (scaled by 255). Alpha channels are dropped,
+            grey is repeated to RGB.
 
     Raises:
         skinseg.data.io.DataError: a path that is missing or cannot be decoded.
-        ValueError, TypeError: an array of another shape, or another type.
+        ValueError, TypeError: an array of another shape, dtype or range (other
+            integer types, floats outside [0, 1] or not finite), or another type.
     """
     if isinstance(image, (str, os.PathLike)):
         return read_image(image)
@@ -46,10 +50,13 @@ def to_rgb(image: ImageInput) -> np.ndarray:
         image = ImageOps.exif_transpose(image)
         if image.mode not in _HIGH_DEPTH_MODES:
             return np.asarray(image.convert("RGB"), dtype=np.uint8)
-        image = np.asarray(image)
+        grey = np.asarray(image)  # 16-bit (I;16, I) or float (F): the mode says how to scale it
+        if not np.isfinite(grey).all():
+            raise UsageError("the PIL image holds NaN or infinite values; fill them first")
+        return np.repeat(to_uint8(grey)[..., None], 3, axis=2)
     if not isinstance(image, np.ndarray):
         raise TypeError(f"expected a PIL image, a numpy array or a path, got {type(image).__name__}")
-    array = to_uint8(image)
+    array = to_uint8(check_pixel_values(image))
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim == 2:
@@ -57,6 +64,28 @@ def to_rgb(image: ImageInput) -> np.ndarray:
     if array.ndim == 3 and array.shape[2] in (3, 4):
         return np.ascontiguousarray(array[..., :3])
     raise ValueError(f"expected an image array (H,W), (H,W,3) or (H,W,4), got shape {image.shape}")
+
+
+def check_pixel_values(array: np.ndarray) -> np.ndarray:
+    """Returns `array` if its dtype and values follow `to_rgb`'s rule; one clear error otherwise.
+
+    Raises:
+        UsageError (a ValueError): another integer type (an int64 array holding 0-255 would
+            otherwise be read as 16-bit and come out almost black), floats outside [0, 1],
+            NaN or infinite values.
+    """
+    if array.dtype in (np.uint8, np.uint16, np.bool_):
+        return array
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise UsageError("the image array holds NaN or infinite values; fill them (np.nan_to_num) first")
+        low, high = float(array.min(initial=0.0)), float(array.max(initial=0.0))
+        if low < 0 or high > 1:
+            raise UsageError(f"a float image array must lie in [0, 1], this one spans [{low:g}, {high:g}]; "
+                             "divide 0-255 values by 255, or pass them as uint8")
+        return array
+    raise UsageError(f"an image array of {array.dtype}: pass uint8 (0-255), uint16 (0-65535) or float in [0, 1], "
+                     "e.g. image.astype(np.uint8) for 0-255 values")
 
 
 def model_input(rgb: np.ndarray, size: int, resize: str,
@@ -118,6 +147,14 @@ def to_mask(
     return post_process(mask) if postprocess else mask
 
 
+def largest_region_share(probability: np.ndarray) -> float:
+    """Area of the largest 8-connected region of p >= 0.5 in a map float (h,w), as a share of h·w (0 if none)."""
+    count, _, stats, _ = cv2.connectedComponentsWithStats((probability >= 0.5).astype(np.uint8), connectivity=8)
+    if count < 2:
+        return 0.0
+    return float(stats[1:, cv2.CC_STAT_AREA].max()) / probability.size
+
+
 def cutout(rgb: np.ndarray, mask: np.ndarray) -> Image.Image:
     """RGB uint8 (H,W,3) and mask uint8 (H,W) -> an RGBA PIL image with alpha = mask."""
     return Image.fromarray(np.dstack([rgb, mask]))
@@ -131,8 +168,15 @@ class Predictor(ABC):
     With `tile`, the resize and run become `predict_tiled` at the image's own resolution
     (no resize back, so `upsample` does not apply).
 
-    Subclasses set `size`, `resize`, `normalize`, `postprocess`, `upsample` (with `_configure`),
-    `fixed_size` (the network's static input side, or None) and implement `run`.
+    The small-skin pass (`zoom` > 1): a network trained on close-ups marks skin at close-up
+    scale, so people far from the camera come out (almost) empty. When the first pass's
+    largest skin region covers less than `zoom_below` of the input, the image is run again
+    at input side round(size·zoom) and that pass's probabilities are used instead.
+    Images with a large skin region (portraits, hands) run once.
+
+    Subclasses set `size`, `resize`, `normalize`, `postprocess`, `upsample`, `zoom`,
+    `zoom_below` (with `_configure`), `fixed_size` (the network's static input side, or None)
+    and implement `run`.
     """
 
     size: int
@@ -140,10 +184,13 @@ class Predictor(ABC):
     normalize: str
     postprocess: bool
     upsample: str
+    zoom: float = 0.0
+    zoom_below: float = DEFAULT_ZOOM_BELOW
     fixed_size: int | None = None
     interpolation: str = "lanczos"  # of the input resize; "area" is training's (`skinseg.resize`)
 
-    def _configure(self, size: int, resize: str, normalize: str, postprocess: bool, upsample: str) -> None:
+    def _configure(self, size: int, resize: str, normalize: str, postprocess: bool, upsample: str,
+                   zoom: float | None = None, zoom_below: float | None = None) -> None:
         check_resize_mode(resize)
         if normalize not in NORMALIZE_MODES:
             raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
@@ -154,11 +201,26 @@ class Predictor(ABC):
         self.size, self.resize, self.normalize = int(size), resize, normalize
         self.postprocess = bool(postprocess)
         self.upsample = upsample
+        zoom = float(zoom or 0.0)
+        zoom_below = DEFAULT_ZOOM_BELOW if zoom_below is None else float(zoom_below)
+        if zoom and not (zoom > 1 and 0 < zoom_below <= 1):
+            raise ValueError(f"the small-skin pass needs zoom > 1 and 0 < zoom_below <= 1, got {zoom=}, {zoom_below=}")
+        if zoom and self.fixed_size is not None:
+            raise ValueError(f"this model has a fixed input size {self.fixed_size}; zoom needs dynamic height/width")
+        self.zoom, self.zoom_below = zoom, zoom_below
 
-    def _to_mask(self, probability: np.ndarray, rgb: np.ndarray) -> np.ndarray:
-        """The network's probabilities for `rgb` (padding removed) -> its uint8 (H,W) mask."""
+    def _to_mask(self, probability: np.ndarray, rgb: np.ndarray, side: int | None = None) -> np.ndarray:
+        """The network's probabilities for `rgb` (padding removed) at input side `side` -> its uint8 (H,W) mask."""
         guide = rgb if self.upsample == "guided" else None
-        return to_mask(probability, rgb.shape[:2], self.normalize, self.postprocess, guide, self.size)
+        return to_mask(probability, rgb.shape[:2], self.normalize, self.postprocess, guide, side or self.size)
+
+    def _finish(self, probability: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+        """First-pass probabilities (padding removed) -> the mask, after the small-skin pass where it applies."""
+        if not self.zoom or largest_region_share(probability) >= self.zoom_below:
+            return self._to_mask(probability, rgb)
+        side = round(self.size * self.zoom)
+        chw, (inner_h, inner_w) = model_input(rgb, side, self.resize, self.interpolation)
+        return self._to_mask(self.run(chw[None])[0, 0, :inner_h, :inner_w], rgb, side)
 
     @abstractmethod
     def run(self, images: np.ndarray) -> np.ndarray:
@@ -189,8 +251,7 @@ class Predictor(ABC):
         if tile:
             return self._predict_tiled(rgb, tile, overlap, batch_size)
         chw, (inner_h, inner_w) = model_input(rgb, self.size, self.resize, self.interpolation)
-        probability = self.run(chw[None])[0, 0, :inner_h, :inner_w]
-        return self._to_mask(probability, rgb)
+        return self._finish(self.run(chw[None])[0, 0, :inner_h, :inner_w], rgb)
 
     def predict_batch(
         self, images: Sequence[ImageInput], batch_size: int = 8, tile: int | None = None, overlap: int = 64
@@ -204,7 +265,7 @@ class Predictor(ABC):
             inputs = [model_input(rgb, self.size, self.resize, self.interpolation) for rgb in rgbs]
             probabilities = self.run(np.stack([chw for chw, _ in inputs]))[:, 0]
             masks.extend(
-                self._to_mask(probability[:inner_h, :inner_w], rgb)
+                self._finish(probability[:inner_h, :inner_w], rgb)
                 for rgb, (_, (inner_h, inner_w)), probability in zip(rgbs, inputs, probabilities, strict=True)
             )
         return masks

@@ -26,6 +26,7 @@ from skinseg.inference.processing import Predictor
 
 DEFAULT_SIZE = 320
 SIZE_KEY, RESIZE_KEY, UPSAMPLE_KEY = "skinseg.input_size", "skinseg.resize", "skinseg.upsample"
+ZOOM_KEY, ZOOM_BELOW_KEY = "skinseg.zoom", "skinseg.zoom_below"
 # The skin segmenter shipped in the package (`python export.py ship`): U²NetP trained on the public data
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
 DEFAULT_MODEL_NAME = "u2netp_skin"
@@ -233,6 +234,9 @@ class Session(Predictor):
         postprocess: apply step 6.
         upsample: "lanczos" or "guided" (step 5). Default: the ONNX metadata
             "skinseg.upsample" (export.py writes "guided"), else "lanczos" (the original).
+        zoom, zoom_below: the small-skin pass (see `Predictor`): when the largest skin region
+            covers less than `zoom_below` of the input, run again at side size·zoom. Default:
+            the ONNX metadata "skinseg.zoom" / "skinseg.zoom_below", else none; 0 turns it off.
 
     Raises:
         FileNotFoundError: no file at model_path.
@@ -251,6 +255,8 @@ class Session(Predictor):
         postprocess: bool = False,
         precision: str = AUTO,
         upsample: str | None = None,
+        zoom: float | None = None,
+        zoom_below: float | None = None,
     ) -> None:
         threads = int(threads or default_threads())
         if precision not in (AUTO, *PRECISIONS):
@@ -289,7 +295,9 @@ class Session(Predictor):
             warnings.warn(message, stacklevel=2)
             size = DEFAULT_SIZE
         self._configure(size, resize or metadata.get(RESIZE_KEY, "squash"), normalize, postprocess,
-                        upsample or metadata.get(UPSAMPLE_KEY, "lanczos"))
+                        upsample or metadata.get(UPSAMPLE_KEY, "lanczos"),
+                        float(metadata.get(ZOOM_KEY, 0)) if zoom is None else zoom,
+                        zoom_below if zoom_below is not None else metadata.get(ZOOM_BELOW_KEY))
 
     @property
     def providers(self) -> list[str]:

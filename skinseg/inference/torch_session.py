@@ -37,6 +37,7 @@ class TorchSession(Predictor):
         postprocess: the original's open + Gaussian clean-up.
         upsample: "guided" (edges follow the image's, `skinseg.inference.guided`) or
             "lanczos" (the original's resize back to the image's size).
+        zoom, zoom_below: the small-skin pass (see `Predictor`; default none).
 
     Raises:
         FileNotFoundError: no file at checkpoint.
@@ -52,6 +53,8 @@ class TorchSession(Predictor):
         normalize: str = "none",
         postprocess: bool = False,
         upsample: str = DEFAULT_UPSAMPLE,
+        zoom: float | None = None,
+        zoom_below: float | None = None,
     ) -> None:
         trained = load_network(checkpoint)
         self.device = torch.device(device)
@@ -59,7 +62,7 @@ class TorchSession(Predictor):
         self.model = head.to(self.device).eval()
         self._configure(
             size or trained.hparams.get("input_size", 320), resize or trained.resize_mode, normalize, postprocess,
-            upsample,
+            upsample, zoom, zoom_below,
         )
 
     @torch.inference_mode()

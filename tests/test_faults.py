@@ -1,0 +1,113 @@
+"""Faults a user meets, run as a user runs them: exit code 2, one `error:` line, nothing written lost."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import ROOT
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under `folder`, by relative path (hidden files included)."""
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def run_cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore", **env})
+
+
+def assert_one_error_line(completed: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit code 2, no traceback, exactly one non-empty stderr line, starting `error:` and naming `fragments`."""
+    lines = [line for line in completed.stderr.splitlines() if line.strip()]
+    assert completed.returncode == 2, completed.stderr[-2000:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), completed.stderr[-2000:]
+    assert "Traceback" not in completed.stdout + completed.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def test_a_refused_training_run_leaves_the_earlier_runs_record_untouched(tmp_path):
+    run = tmp_path / "earlier"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"the earlier run's weights")
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text("model: the earlier run's\n")
+    (run / ".hydra" / "overrides.yaml").write_text("- model=u2netp\n")
+    (run / "train.log").write_text("the earlier run's log\n")
+    before = snapshot(run)
+    completed = run_cli([str(ROOT / "train.py"), f"hydra.run.dir={run}", "trainer.max_epochs=1"], tmp_path)
+    assert_one_error_line(completed, "already holds checkpoints", str(run / "checkpoints"))
+    assert snapshot(run) == before
+    assert "Seed set" not in completed.stdout + completed.stderr
+
+
+def test_flops_never_replaces_a_file_it_did_not_write(tmp_path):
+    table = tmp_path / "flops.md"
+    table.write_text("a table someone wrote by hand\n")
+    completed = run_cli([str(ROOT / "export.py"), "flops", "--models", "dlmv", "--sizes", "64", "--out", str(table)],
+                        tmp_path)
+    assert_one_error_line(completed, str(table), "--overwrite")
+    assert table.read_text() == "a table someone wrote by hand\n"
+    completed = run_cli([str(ROOT / "export.py"), "flops", "--models", "dlmv", "--sizes", "64", "--out", str(table),
+                         "--overwrite"], tmp_path)
+    assert completed.returncode == 0 and "| dlmv" in table.read_text()
+
+
+def test_dataset_names_are_names_not_paths(tmp_path):
+    outside = tmp_path / "outside"
+    for name in (str(outside), "../outside", "a/b", ".."):
+        completed = run_cli([str(ROOT / "train.py"), "data=public", f"data.root={tmp_path / 'data'}",
+                             f"data.datasets=[{name}]", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+        assert_one_error_line(completed, "data.datasets", "is not a dataset name")
+    completed = run_cli([str(ROOT / "train.py"), "data=public", f"data.root={tmp_path / 'data'}",
+                         "data.backgrounds=../x", f"hydra.run.dir={tmp_path / 'run2'}"], tmp_path)
+    assert_one_error_line(completed, "data.backgrounds")
+    assert not outside.exists()
+
+
+def test_resuming_from_a_bad_checkpoint_is_one_line(tmp_path):
+    import torch
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("unpickled",))
+
+    torch.save({"state_dict": Payload()}, tmp_path / "pickled.ckpt")
+    cases = {
+        "pickled.ckpt": ["not a skinseg checkpoint", "UnpicklingError"],
+        "missing.ckpt": ["no such file"],
+    }
+    for name, fragments in cases.items():
+        completed = run_cli([str(ROOT / "train.py"), f"ckpt_path={tmp_path / name}",
+                             f"hydra.run.dir={tmp_path / ('run_' + name)}"], tmp_path)
+        line = assert_one_error_line(completed, *fragments)
+        assert "weights_only" not in line and "unpickled" not in completed.stdout
+    other = {"hyper_parameters": {"net": {"name": "u2netp"}},
+             "state_dict": {f"net.stage{i}.conv.weight": torch.zeros(1) for i in range(2000)}}
+    torch.save(other, tmp_path / "other.ckpt")
+    completed = run_cli([str(ROOT / "train.py"), "model=dlmv", f"ckpt_path={tmp_path / 'other.ckpt'}",
+                         f"hydra.run.dir={tmp_path / 'run_other'}"], tmp_path)
+    line = assert_one_error_line(completed, "another network", "u2netp")
+    assert len(line) < 600
+
+
+def test_config_mistakes_are_one_line(tmp_path):
+    cases = {
+        "model=nosuch": ["model/nosuch", "u2netp, unet"],
+        "trainer.max_epoch=3": ["trainer.max_epoch"],
+        "model.optimizer.lr=fast": ["model.optimizer.lr", "'fast'"],
+        "model.optimizer.lr=-1": ["model.optimizer.lr", "> 0"],
+    }
+    for override, fragments in cases.items():
+        completed = run_cli([str(ROOT / "train.py"), override, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+        assert_one_error_line(completed, *fragments)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    completed = run_cli([str(ROOT / "evaluate.py"), "methods=[hsv]", "data=nosuch"], tmp_path)
+    assert_one_error_line(completed, "data/nosuch")
