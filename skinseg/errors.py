@@ -13,6 +13,7 @@ commands' exit codes: 0 done, 1 done but some inputs were skipped, 2 user error.
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import os
 import sys
@@ -59,12 +60,28 @@ class CheckFailedError(SkinsegError, RuntimeError):
     """A check refused an output (export parity, int8 agreement); nothing was written in its place."""
 
 
+class UnwritableError(SkinsegError, OSError):
+    """An output the system refuses to write: a read-only or full disk, no permission, a file where a folder goes."""
+
+
+# what the system says when an output cannot be written where the user asked
+UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOTDIR, errno.EISDIR,
+              errno.ENAMETOOLONG}
+
+
 def user_error(error: BaseException) -> SkinsegError | None:
-    """The SkinsegError that `error` is or was raised from (following __cause__ and __context__), if any."""
+    """The SkinsegError that `error` is or was raised from (following __cause__ and __context__), if any.
+
+    An OSError of `UNWRITABLE` kind (read-only folder, full disk, ...) counts as one: it names its file.
+    """
     seen = set()
     while error is not None and id(error) not in seen:
         if isinstance(error, SkinsegError):
             return error
+        if isinstance(error, OSError) and error.errno in UNWRITABLE:
+            where = error.filename or "an output"
+            return UnwritableError(f"{where}: {error.strerror or error}; check that path (permissions, free disk "
+                                   "space, a file where a folder should be) and run again")
         seen.add(id(error))
         error = error.__cause__ or error.__context__
     return None

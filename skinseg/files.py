@@ -17,14 +17,15 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "host_name", "remove_stale_temporaries", "save_figure", "sha256", "temporary_path", "write_csv",
-           "write_json", "write_text"]
+__all__ = ["atomic_path", "host_name", "remove_stale_temporaries", "save_figure", "sha256", "staging_folder",
+           "temporary_path", "write_csv", "write_json", "write_text"]
 
 _TEMPORARY = re.compile(r"^\..+\.skinseg-tmp-(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)(\.[^.]*)?$")
 
@@ -110,8 +111,28 @@ def _running(pid: int) -> bool:
     return True
 
 
+@contextmanager
+def staging_folder(out_dir: str | os.PathLike, label: str) -> Iterator[Path]:
+    """A hidden folder inside `out_dir` to assemble outputs in before they are moved into place.
+
+    Named like the temporary files (`.LABEL.skinseg-tmp-HOST-PID`); removed when the block ends,
+    and, if a killed run left one, by the next run into `out_dir` (`remove_stale_temporaries`).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)
+    folder = temporary_path(out_dir / label)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Removes skinseg's temporary files in `folder` left by writers on this host that are no longer running.
+    """Removes skinseg's temporary files and staging folders in `folder` left by writers on this host
+    that are no longer running.
 
     Returns:
         The removed paths.
@@ -123,10 +144,13 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
     host = host_name()
     for path in folder.iterdir():
         match = _TEMPORARY.match(path.name)
-        if not match or match["host"] != host or not path.is_file():
+        if not match or match["host"] != host:
             continue
         pid = int(match["pid"])
         if pid != os.getpid() and not _running(pid):
-            path.unlink(missing_ok=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             removed.append(path)
     return removed

@@ -16,6 +16,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 PUBLIC_DATA = Path(os.environ.get("SKINSEG_PUBLIC_DATA", ROOT.parent / "shared" / "datasets"))
+SHARED_WEIGHTS = ROOT.parent / "shared" / "weights"  # the pretrained files users would download (its README)
 
 
 # Tests train in fp32 on every CPU: the same numbers everywhere, and no emulated bf16 (8x

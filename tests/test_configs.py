@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
 import pytest
 import torch
@@ -12,7 +14,7 @@ from skinseg.data import SkinDataModule
 from skinseg.module import SkinSegModule
 from skinseg.training import instantiate_list, resolve_hardware, unset_keys
 
-from .conftest import CONFIGS, PRETRAINED_ENCODER
+from .conftest import CONFIGS, PRETRAINED_ENCODER, SHARED_WEIGHTS
 
 
 def options(group: str) -> list[str]:
@@ -98,6 +100,11 @@ def test_qat_configs(cfg_factory, engine, model):
 @pytest.mark.parametrize("experiment", options("experiment"))
 def test_experiment_configs(cfg_factory, tmp_path, experiment):
     cfg = cfg_factory([f"experiment={experiment}"])
+    weights = cfg.model.get("encoder_weights")
+    if weights not in (None, "imagenet"):  # a file of ../shared/weights (its README): loaded where it is there
+        assert weights.startswith(cfg.paths.weights_dir), weights
+        found = SHARED_WEIGHTS / Path(weights).name
+        cfg.model.encoder_weights = str(found) if found.is_file() else None
     unset = unset_keys(OmegaConf.to_container(cfg))
     stage1 = None
     if unset:  # a second stage: it starts from the first stage's checkpoint, given on the command line

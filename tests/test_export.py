@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from skinseg.data.folder import FolderIndex, load_pair
+from skinseg.errors import UsageError
 from skinseg.export.checkpoint import dataset_table, export_checkpoint, validation_scores
 from skinseg.export.cli import main as export_main
 from skinseg.export.flops import REFERENCE_ROWS, count_gflops, flops_table, markdown
@@ -50,7 +51,7 @@ def test_export_writes_a_checked_onnx_and_a_model_card(checkpoints, tmp_path, na
     card = export_checkpoint(checkpoints[name], tmp_path)
     onnx_path = tmp_path / f"{name}.onnx"
     assert onnx_path.is_file() and card["onnx"]["parity_max_abs_probability"] <= 1e-4
-    assert card["onnx"]["parity_images"] == 4
+    assert card["onnx"]["parity_images"] == 8  # of the demo set export finds here (configs/data/demo.yaml)
     saved = json.loads((tmp_path / f"{name}.json").read_text())
     assert saved["input"]["size"] == 64 and saved["architecture"]["net"]["name"] == name
     assert saved["input"]["resize"] == RESIZE[name]
@@ -141,7 +142,7 @@ def test_ship_writes_the_package_model_and_refuses_a_stray_int8(checkpoints, tmp
     confident = tmp_path / "confident.ckpt"
     torch.save(state, confident)
     argv = ["ship", "--ckpt", str(confident), "--out", str(out), "--engine", "qnnpack", "--eval-images", "2",
-            "--calibration-images", "4", "--notes", str(notes)]
+            "--calibration-images", "4", "--notes", str(notes), "--size", "96", "--zoom", "1.5"]
     assert export_main(argv) == 0
     assert sorted(path.name for path in out.iterdir()) == [
         "MODEL_CARD.md", "u2netp_skin.int8.onnx", "u2netp_skin.json", "u2netp_skin.onnx"]
@@ -153,6 +154,9 @@ def test_ship_writes_the_package_model_and_refuses_a_stray_int8(checkpoints, tmp
     text = (out / "MODEL_CARD.md").read_text()
     assert "Interim model" in text and "research" in text and "| demo |" in text and "int8 qnnpack" in text
     assert Session(out / "u2netp_skin.int8.onnx").predict(np.zeros((30, 40, 3), np.uint8)).shape == (30, 40)
+    assert card["small_skin_pass"] == {"zoom": 1.5, "zoom_below": 0.05} and "again at 1.5 times" in text
+    shipped = Session(out / "u2netp_skin.onnx")
+    assert (shipped.size, shipped.zoom, shipped.zoom_below) == (96, 1.5, 0.05)
 
     before = {path.name: path.read_bytes() for path in out.iterdir()}
     assert "--overwrite" in exit_2_message(export_main, argv, capsys)
@@ -220,3 +224,21 @@ def test_validation_scores_per_dataset_treat_empty_masks_as_scenes(tmp_path):
     header, rows = dataset_table({"images": 4, **result})
     assert header[:5] == ["dataset", "images", "none mIoU@0.5", "none F1", "none FPR"]
     assert rows[1] == ["scenes", "2", "-", "-", "0.0000", "-", "-", "1.0000"]
+
+
+def test_a_checkpoint_never_chooses_where_export_reads_or_how_much_it_generates(checkpoints, tmp_path):
+    """Only names are read from a checkpoint's data config: the demo set export checks with is this
+    package's own, in this machine's cache, whatever root and generator sizes the file holds."""
+    state = torch.load(checkpoints["u2netp"], weights_only=True)
+    data = state["skinseg"]["config"]["data"]
+    data["root"] = str(tmp_path / "elsewhere")
+    data["demo"] = {**data["demo"], "num_train": 10**7, "num_val": 10**7, "max_size": 10**5}
+    crafted = tmp_path / "crafted.ckpt"
+    torch.save(state, crafted)
+    card = export_checkpoint(crafted, tmp_path / "out", parity_images=2)
+    assert not (tmp_path / "elsewhere").exists() and card["onnx"]["parity_images"] == 2
+    data.pop("demo")
+    data["datasets"] = ["../../etc"]
+    torch.save(state, crafted)
+    with pytest.raises(UsageError, match="is not a dataset name"):
+        export_checkpoint(crafted, tmp_path / "out2")

@@ -111,3 +111,66 @@ def test_config_mistakes_are_one_line(tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists()
     completed = run_cli([str(ROOT / "evaluate.py"), "methods=[hsv]", "data=nosuch"], tmp_path)
     assert_one_error_line(completed, "data/nosuch")
+
+
+def test_an_image_too_large_to_decode_is_skipped_by_name(tmp_path, monkeypatch, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from skinseg.predict import main as predict_main
+
+    photos = tmp_path / "in"
+    photos.mkdir()
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(photos / "huge.png")  # over twice PIL's limit below
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photos / "small.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)
+    monkeypatch.setenv("SKINSEG_MAX_PIXELS", "100")
+    assert predict_main([str(photos), str(tmp_path / "out"), "--model", "hsv"]) == 1
+    text = capsys.readouterr().out
+    assert "huge.png: too large to decode" in text and (tmp_path / "out" / "small.png").is_file()
+    monkeypatch.setenv("SKINSEG_MAX_PIXELS", "abc")
+    completed = run_cli(["-m", "skinseg.predict", str(photos), str(tmp_path / "out2"), "--model", "hsv"], tmp_path,
+                        SKINSEG_MAX_PIXELS="abc")
+    assert_one_error_line(completed, "SKINSEG_MAX_PIXELS='abc'")
+
+
+def test_export_refuses_bad_values_and_unwritable_places_in_one_line(tmp_path, capsys):
+    from skinseg.export.cli import main as export_main
+
+    from .conftest import exit_2_message
+
+    a_file = tmp_path / "a_file"
+    a_file.write_text("not a folder")
+    checkpoint = tmp_path / "any.ckpt"
+    cases = {
+        ("--size", "0"): "--size must be >= 32",
+        ("--parity-images", "0"): "--parity-images must be >= 1",
+        ("--name", "a/b"): "without folders",
+        ("--out", str(a_file)): "is a file",
+        ("--zoom", "0.5"): "--zoom must be > 1",
+    }
+    for extra, fragment in cases.items():
+        error = exit_2_message(export_main, ["export", "--ckpt", str(checkpoint), *extra], capsys)
+        lines = error.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], error
+    assert a_file.read_text() == "not a folder"
+
+
+def test_an_unwritable_output_is_one_line_naming_it():
+    import errno
+
+    from skinseg.errors import user_error
+
+    for code in (errno.EACCES, errno.EROFS, errno.ENOSPC):
+        found = user_error(OSError(code, os.strerror(code), "/out/mask.png"))
+        assert found is not None and str(found).startswith("/out/mask.png: ")
+    assert user_error(OSError(errno.ECONNRESET, "reset")) is None  # not the user's to fix: a traceback
+
+
+def test_augment_refuses_a_negative_worker_count(folder_dataset, tmp_path, capsys):
+    from skinseg.augment.materialise import main as augment_main
+
+    from .conftest import exit_2_message
+
+    error = exit_2_message(augment_main, [str(folder_dataset), str(tmp_path / "out"), "--workers", "-1"], capsys)
+    assert error.count("\n") == 1 and "--workers must be >= 1" in error and not (tmp_path / "out").exists()

@@ -14,6 +14,7 @@ from skinseg.files import (
     host_name,
     remove_stale_temporaries,
     sha256,
+    staging_folder,
     temporary_path,
     write_csv,
     write_json,
@@ -80,3 +81,16 @@ def test_a_killed_runs_partial_checkpoint_does_not_block_or_linger(tmp_path):
     partial.write_bytes(b"half")
     check_output_dir(tmp_path / "resumed", resume_from=earlier / "last.ckpt")
     assert not partial.exists() and (earlier / "last.ckpt").exists()
+
+
+def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(tmp_path):
+    left = temporary_path(tmp_path / "model.export", dead_pid())
+    left.mkdir()
+    (left / "model.onnx").write_bytes(b"half an export")
+    others = [tmp_path / ".model.export-abc", tmp_path / "model.onnx"]  # not skinseg's staging: kept
+    others[0].mkdir()
+    others[1].write_bytes(b"an earlier export")
+    with staging_folder(tmp_path, "model.export") as work:
+        assert work.is_dir() and work.parent == tmp_path and not left.exists()
+        (work / "x").write_bytes(b"x")
+    assert not work.exists() and all(path.exists() for path in others)

@@ -231,6 +231,8 @@ def main(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
     if len(args.paths) != (3 if args.gallery else 2):
         parser.error("--gallery takes IMAGE MASK OUT.png" if args.gallery else "give SRC_DIR DST_DIR")
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers must be >= 1 (or left out: one per CPU), got {args.workers}")
     from rich.console import Console
 
     console = Console()

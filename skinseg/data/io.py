@@ -33,7 +33,12 @@ def max_pixels() -> int:
     a decompression bomb to far more).
     """
     value = os.environ.get(MAX_PIXELS_VARIABLE)
-    return int(value) if value else DEFAULT_MAX_PIXELS
+    if not value:
+        return DEFAULT_MAX_PIXELS
+    if not value.strip().isdigit() or int(value) < 1:
+        raise UsageError(f"{MAX_PIXELS_VARIABLE}={value!r}: give the largest image to read in pixels (width x "
+                         f"height), a whole number >= 1, or unset it for {DEFAULT_MAX_PIXELS:,}")
+    return int(value)
 
 
 def _open(path: str | os.PathLike) -> Image.Image:
@@ -59,6 +64,9 @@ def _open(path: str | os.PathLike) -> Image.Image:
                 return ImageOps.exif_transpose(image)
     except DataError:
         raise
+    except Image.DecompressionBombError as error:  # over twice PIL's own limit: refused before our check
+        raise DataError(f"{path}: too large to decode ({error}); resize it, or raise the limit with "
+                        f"{MAX_PIXELS_VARIABLE}=<pixels>") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DataError(
             f"{path}: cannot decode the file ({error}); re-export it as PNG or JPEG, or remove it"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,8 @@ from skinseg.data.io import read_image
 from skinseg.data.transforms import resize_transforms
 from skinseg.errors import CheckFailedError, OutputExistsError, UsageError
 from skinseg.export.onnx import export_onnx, has_dynamic_size, onnx_probabilities, required_opset
-from skinseg.files import sha256, write_json
-from skinseg.inference.processing import DEFAULT_UPSAMPLE
+from skinseg.files import sha256, staging_folder, write_json
+from skinseg.inference.processing import DEFAULT_UPSAMPLE, DEFAULT_ZOOM_BELOW
 from skinseg.metrics import confusion, false_positive_rate, iou_at_half, precision_recall_f1, soft_iou
 from skinseg.models.head import ProbabilityHead
 from skinseg.quant.fx import (
@@ -52,8 +51,36 @@ INT8_PARITY_TOLERANCE = 0.02  # mean |Δp| of ONNX Runtime int8 vs PyTorch int8 
 Progress = Callable[[str], None]
 
 
+def local_data_folders(data: dict) -> list[tuple[str, Path]]:
+    """The folders, on this machine, of the datasets a checkpoint's data config names.
+
+    A checkpoint may come from anywhere, so only names are read from it: its dataset names
+    (checked to be plain names) under this machine's data folder ($SKINSEG_DATA, else ./data),
+    or, for a run on the demo data, the demo set with this package's own generator settings
+    (configs/data/demo.yaml) under this machine's cache ($SKINSEG_CACHE, else ./.cache). The
+    file never decides where anything is read or written, nor how much is generated.
+
+    Raises:
+        UsageError: the config names a dataset by a path, or by no name at all.
+    """
+    if data.get("demo") is not None:
+        from omegaconf import OmegaConf
+
+        demo_config = Path(skinseg.__file__).parent / "configs" / "data" / "demo.yaml"
+        demo = OmegaConf.to_container(OmegaConf.load(demo_config))["demo"]
+        here = Path(os.environ.get("PROJECT_ROOT", "."))
+        return dataset_folders(os.environ.get("SKINSEG_CACHE") or here / ".cache", None, demo)
+    names = data.get("datasets")
+    if not names:
+        raise UsageError("the checkpoint's run read one dataset folder by its path, which export does not follow; "
+                         "give --data DIR [DIR ...]")
+    here = Path(os.environ.get("PROJECT_ROOT", "."))
+    return dataset_folders(os.environ.get("SKINSEG_DATA") or here / "data", [str(name) for name in names])
+
+
 def checkpoint_samples(run_config: dict, split: str, data_dirs: Sequence[str] | None = None) -> list[Sample]:
-    """The samples of a split: from `data_dirs` (folder datasets), else from the run's data config."""
+    """The samples of a split: from `data_dirs` (folder datasets), else the run's datasets found here
+    (`local_data_folders`)."""
     if data_dirs:
         folders = [(Path(d).resolve().name, Path(d)) for d in data_dirs]
         val_fraction, resize_masks = 0.1, True
@@ -61,8 +88,8 @@ def checkpoint_samples(run_config: dict, split: str, data_dirs: Sequence[str] | 
         data = run_config.get("data")
         if not data:
             raise UsageError("the checkpoint records no data config; give --data DIR [DIR ...]")
-        folders = dataset_folders(data["root"], data.get("datasets"), data.get("demo"))
-        val_fraction, resize_masks = data.get("val_fraction", 0.1), data.get("resize_masks", False)
+        folders = local_data_folders(data)
+        val_fraction, resize_masks = float(data.get("val_fraction", 0.1)), bool(data.get("resize_masks", False))
     return [
         sample
         for name, folder in folders
@@ -194,8 +221,10 @@ def load_for_export(checkpoint: str | os.PathLike, engines: Sequence[str]) -> tu
 
 def export_verified(trained: TrainedNetwork, work: Path, name: str, size: int, engines: Sequence[str],
                     parity_inputs: np.ndarray, calibration: np.ndarray,
-                    report: Progress) -> tuple[list[Path], dict[str, Any], dict[str, Any]]:
+                    report: Progress, zoom: dict[str, float] | None = None) -> tuple[list[Path], dict[str, Any], dict[str, Any]]:
     """Writes the fp32 (unless QAT) and int8 files into `work`, each checked against PyTorch.
+
+    `zoom` ({"zoom", "zoom_below"}) turns on the small-skin pass in the files' metadata.
 
     Returns:
         The files written, the card's "onnx" entry (opset, parity) and its "int8" entry per engine.
@@ -208,7 +237,8 @@ def export_verified(trained: TrainedNetwork, work: Path, name: str, size: int, e
     metadata = {"skinseg.input_size": size, "skinseg.resize": trained.resize_mode, "skinseg.upsample": DEFAULT_UPSAMPLE,
                 "skinseg.model": name, "skinseg.version": skinseg.__version__,
                 # applied inside the graph; recorded for readers of the file
-                "skinseg.normalisation": json.dumps({"mean": mean, "std": std})}
+                "skinseg.normalisation": json.dumps({"mean": mean, "std": std}),
+                **{f"skinseg.{key}": value for key, value in (zoom or {}).items()}}
     card_onnx: dict[str, Any] = {"opset": required_opset(trained.net), "dynamic_size": has_dynamic_size(trained.net),
                                  "parity_images": len(parity_inputs)}
     head = ProbabilityHead(trained.net, mean, std).eval()
@@ -292,6 +322,8 @@ def export_checkpoint(
     eval_images: int | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
+    zoom: float = 0.0,
+    zoom_below: float = DEFAULT_ZOOM_BELOW,
 ) -> dict[str, Any]:
     """Exports fp32 (and int8) ONNX models with their checks and card; returns the card (also written).
 
@@ -302,7 +334,8 @@ def export_checkpoint(
         checkpoint: a skinseg `.ckpt` (float, or QAT from `train.py qat=ENGINE`).
         out_dir: output folder (created).
         name: file stem (default: the model's registry name).
-        size: example/evaluation input side (default: the checkpoint's training size).
+        size: the input side `Session` runs the files at, also of the checks (default: the
+            checkpoint's training size).
         data_dirs: folder datasets for the checks (default: the data the run trained on).
         parity_images: validation images for the ONNX-vs-PyTorch parity checks.
         engines: quantization engines to export int8 models for (see skinseg.quant).
@@ -310,6 +343,8 @@ def export_checkpoint(
         eval_images: validation images scored for mIoU with int8 (default: all; 0: none).
         overwrite: replace existing files of the same names.
         progress: called with a short status line as work proceeds.
+        zoom, zoom_below: the small-skin pass `Session` runs (`skinseg.inference.processing.Predictor`),
+            written into the files' metadata; 0: none.
 
     Raises:
         MissingFileError, NotAModelError: no checkpoint at the path, or not a skinseg one.
@@ -318,6 +353,17 @@ def export_checkpoint(
         CheckFailedError: ONNX Runtime disagrees with PyTorch beyond the tolerances.
     """
     report = progress or (lambda message: None)
+    if zoom and not (zoom > 1 and 0 < zoom_below <= 1):
+        raise UsageError(f"--zoom must be > 1 (or 0: off) and --zoom-below in (0, 1], got {zoom}, {zoom_below}")
+    if size is not None and size < 32:
+        raise UsageError(f"--size must be >= 32, got {size}")
+    if parity_images < 1:
+        raise UsageError(f"--parity-images must be >= 1 (the ONNX files are checked against PyTorch), got {parity_images}")
+    small_skin = {"zoom": float(zoom), "zoom_below": float(zoom_below)} if zoom else None
+    if name is not None and (not name or "/" in name or "\\" in name or name in (".", "..")):
+        raise UsageError(f"--name {name!r}: a file name stem, without folders (use --out for the folder)")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise UsageError(f"--out {out_dir} is a file; give a folder for the exported files")
     trained, engines = load_for_export(checkpoint, engines)
     qat = trained.quantization
     size = int(size or trained.hparams["input_size"])
@@ -339,17 +385,16 @@ def export_checkpoint(
         report(f"reading {len(train_samples)} calibration images")
         calibration = model_inputs(train_samples, size, trained.resize_mode)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{name}.export-") as work:
-        work = Path(work)
+    with staging_folder(out_dir, f"{name}.export") as work:
         files, card_onnx, int8 = export_verified(trained, work, name, size, engines, parity_inputs, calibration,
-                                                 report)
+                                                 report, small_skin)
         evaluation: dict[str, Any] = {}
         eval_samples = val_samples if eval_images is None else val_samples[:eval_images]
         if engines and eval_samples:
             from skinseg.inference.factory import create_predictor
 
-            options = {"size": size, "letterbox": trained.resize_mode == "letterbox", "normalize": "none"}
+            options = {"size": size, "letterbox": trained.resize_mode == "letterbox", "normalize": "none",
+                       "zoom": zoom, "zoom_below": zoom_below}
             reference = "float (QAT, fake-quantized)" if qat else "fp32"
             predictors = {reference: create_predictor(checkpoint if qat else work / f"{name}.onnx", **options)}
             predictors |= {f"int8 {engine}": create_predictor(work / f"{name}.{engine}.int8.onnx", **options)
@@ -357,6 +402,7 @@ def export_checkpoint(
             evaluation = {"images": len(eval_samples), "reference": reference,
                           **validation_scores(predictors, eval_samples, reference, report)}
         card = model_card(trained, checkpoint, name, size, card_onnx, int8, evaluation, files)
+        card["small_skin_pass"] = small_skin
         files.append(write_json(work / f"{name}.json", card))
         for path in files:
             os.replace(path, out_dir / path.name)

@@ -55,7 +55,18 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration-images", type=int, default=64, help="training images for PTQ (default 64)")
     parser.add_argument("--eval-images", type=int, help="validation images scored with --quantize (default all)")
     parser.add_argument("--parity-images", type=int, default=8)
+    add_small_skin_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def add_small_skin_arguments(parser: argparse.ArgumentParser) -> None:
+    from skinseg.inference.processing import DEFAULT_ZOOM_BELOW
+
+    parser.add_argument("--zoom", type=float, default=0.0,
+                        help="small-skin pass written into the files: a second pass at this many times --size when "
+                             "the largest skin region is under --zoom-below of the frame (default 0: none)")
+    parser.add_argument("--zoom-below", type=float, default=DEFAULT_ZOOM_BELOW,
+                        help=f"largest skin region share that triggers --zoom (default {DEFAULT_ZOOM_BELOW})")
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -69,7 +80,7 @@ def run_export(args: argparse.Namespace) -> int:
     with console.status("exporting") as status:
         card = export_checkpoint(args.ckpt, args.out, args.name, args.size, args.data, args.parity_images,
                                  args.quantize, args.calibration_images, args.eval_images, args.overwrite,
-                                 progress=status.update)
+                                 progress=status.update, zoom=args.zoom, zoom_below=args.zoom_below)
     for file_name, info in card["files"].items():
         console.print(f"wrote {escape(str(args.out / file_name))} ({info['bytes'] / 1e6:.2f} MB)", highlight=False)
     if "parity_max_abs_probability" in card["onnx"]:
@@ -112,6 +123,8 @@ def add_ship_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calibration-images", type=int, default=64)
     parser.add_argument("--eval-images", type=int, help="validation images for the int8 check (default all)")
     parser.add_argument("--notes", type=Path, help="a Markdown file added to MODEL_CARD.md (limitations, status)")
+    parser.add_argument("--size", type=int, help="the input side Session runs it at (default: the checkpoint's)")
+    add_small_skin_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace the shipped model")
 
 
@@ -126,7 +139,8 @@ def run_ship(args: argparse.Namespace) -> int:
     notes = args.notes.read_text() if args.notes else ""
     with console.status("shipping") as status:
         card = ship_checkpoint(checkpoint, args.out, args.engine, args.data, args.calibration_images,
-                               args.eval_images, notes, args.overwrite, progress=status.update)
+                               args.eval_images, notes, args.overwrite, progress=status.update, size=args.size,
+                               zoom=args.zoom, zoom_below=args.zoom_below)
     for file_name, info in card["files"].items():
         console.print(f"wrote {escape(str(args.out / file_name))} ({info['bytes'] / 1e6:.2f} MB)", highlight=False)
     console.print(f"model card: {escape(str(args.out / 'MODEL_CARD.md'))}", highlight=False)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,8 @@ from typing import Any
 from skinseg.checkpoints import load_network
 from skinseg.errors import CheckFailedError, OutputExistsError, UsageError
 from skinseg.export.checkpoint import dataset_table, export_checkpoint, figure
+from skinseg.files import staging_folder
+from skinseg.inference.processing import DEFAULT_ZOOM_BELOW
 from skinseg.inference.session import DEFAULT_MODEL_DIR, DEFAULT_MODEL_NAME
 
 # the shipped int8 model against its fp32 twin: mean |Δp| on the validation images at full
@@ -39,6 +40,8 @@ CITATIONS = {
     "ccp": "Yang et al., Clothing Co-Parsing by Joint Image Segmentation and Labeling, CVPR 2014 (Apache-2.0)",
     "negatives": "Huang et al., Urban100, CVPR 2015; Hays & Efros, Scene Completion Using Millions of "
                  "Photographs (Sun-Hays 80), 2007",
+    "lfw_faces": "Kae et al., Augmenting CRFs with Boltzmann Machine Shape Priors for Image Labeling (LFW Part "
+                 "Labels), CVPR 2013; Huang et al., Labeled Faces in the Wild, 2007",
 }
 LICENCE = (
     "The weights were learnt from research datasets whose images carry no licence for reuse. "
@@ -68,6 +71,8 @@ def recipe(run_config: dict[str, Any]) -> dict[str, Any]:
         "epochs": trainer.get("max_epochs"),
         "precision": trainer.get("precision"),
         "started_from": Path(model["pretrained"]).name if model.get("pretrained") else None,
+        "encoder_weights": Path(str(model["encoder_weights"])).name if model.get("encoder_weights") else None,
+        "train_on_val": data.get("train_on_val") or [],
     }
 
 
@@ -82,11 +87,16 @@ def model_card_markdown(card: dict[str, Any], notes: str = "") -> str:
     lines = [
         f"# {DEFAULT_MODEL_NAME}: the skin segmenter shipped with skinseg {card['skinseg_version']}",
         "",
-        (f"{architecture['net']['name']} ({architecture['parameters']:,} parameters) trained from scratch, "
-         f"input {card['input']['size']} px ({card['input']['resize']}), output skin probabilities at the "
+        (f"{architecture['net']['name']} ({architecture['parameters']:,} parameters) "
+         + (f"fine-tuned from `{training['encoder_weights']}`, " if training.get("encoder_weights")
+            else "trained from scratch, ")
+         + f"input {card['input']['size']} px ({card['input']['resize']}), output skin probabilities at the "
          "input's size, which `Session` brings back to the photo's size with the colour guided filter (edges "
-         "follow the photo's; `upsample=\"lanczos\"`: the original's resize). Load it with "
-         "`skinseg.inference.Session()` or `python -m skinseg.predict IN OUT`."),
+         "follow the photo's; `upsample=\"lanczos\"`: the original's resize). "
+         + (f"When the largest skin region covers less than {small['zoom_below']:.0%} of the frame (people far "
+            f"away), `Session` runs it again at {small['zoom']:g} times that side and keeps the second pass. "
+            if (small := card.get("small_skin_pass")) else "")
+         + "Load it with `skinseg.inference.Session()` or `python -m skinseg.predict IN OUT`."),
         "",
         "| file | bytes | sha256 |",
         "|---|---:|---|",
@@ -144,8 +154,13 @@ def ship_checkpoint(
     notes: str = "",
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
+    size: int | None = None,
+    zoom: float = 0.0,
+    zoom_below: float = DEFAULT_ZOOM_BELOW,
 ) -> dict[str, Any]:
     """Exports `checkpoint` as the shipped model into `out_dir`; returns its card.
+
+    `size`, `zoom` and `zoom_below` are how `Session()` runs it (see `export_checkpoint`).
 
     Raises:
         FileExistsError: a shipped file exists and `overwrite` is False.
@@ -160,11 +175,10 @@ def ship_checkpoint(
     if existing and not overwrite:
         raise OutputExistsError(f"{', '.join(map(str, existing))} already exist(s); pass --overwrite to replace "
                               "the shipped model")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".ship-") as work:
-        work = Path(work)
-        card = export_checkpoint(checkpoint, work, DEFAULT_MODEL_NAME, data_dirs=data_dirs, engines=[engine],
-                                 calibration_images=calibration_images, eval_images=eval_images, progress=progress)
+    with staging_folder(out_dir, "ship") as work:
+        card = export_checkpoint(checkpoint, work, DEFAULT_MODEL_NAME, size=size, data_dirs=data_dirs,
+                                 engines=[engine], calibration_images=calibration_images, eval_images=eval_images,
+                                 progress=progress, zoom=zoom, zoom_below=zoom_below)
         scores = card["validation_at_full_resolution"]["scores"][f"int8 {engine}"]
         if scores["mean_abs_diff"] > INT8_FLOAT_TOLERANCE or scores["same_decision"] < INT8_SAME_DECISION:
             raise CheckFailedError(f"int8 ({engine}) differs from fp32 by mean |Δp| {scores['mean_abs_diff']:.4f} "
