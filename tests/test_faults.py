@@ -60,54 +60,72 @@ def test_flops_never_replaces_a_file_it_did_not_write(tmp_path):
     assert completed.returncode == 0 and "| dlmv" in table.read_text()
 
 
-def test_dataset_names_are_names_not_paths(tmp_path):
+def test_dataset_names_are_names_not_paths(tmp_path, cfg_factory):
+    import pytest
+    from hydra.utils import instantiate
+
+    from skinseg.errors import UsageError, user_error
+
     outside = tmp_path / "outside"
-    for name in (str(outside), "../outside", "a/b", ".."):
-        completed = run_cli([str(ROOT / "train.py"), "data=public", f"data.root={tmp_path / 'data'}",
-                             f"data.datasets=[{name}]", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
-        assert_one_error_line(completed, "data.datasets", "is not a dataset name")
+    for setting, name in (("datasets", f"[{outside}]"), ("datasets", "[../outside]"), ("datasets", "[a/b]"),
+                          ("backgrounds", "../outside"), ("train_on_val", "[..]")):
+        cfg = cfg_factory(["data=public", f"data.root={tmp_path / 'data'}", f"data.{setting}={name}"])
+        with pytest.raises(Exception, match="is not a dataset name") as raised:  # wrapped by instantiate
+            instantiate(cfg.data, _convert_="all")
+        assert isinstance(user_error(raised.value), UsageError) and f"data.{setting}:" in str(user_error(raised.value))
     completed = run_cli([str(ROOT / "train.py"), "data=public", f"data.root={tmp_path / 'data'}",
-                         "data.backgrounds=../x", f"hydra.run.dir={tmp_path / 'run2'}"], tmp_path)
-    assert_one_error_line(completed, "data.backgrounds")
+                         "data.datasets=[../outside]", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert_one_error_line(completed, "data.datasets", "is not a dataset name")
     assert not outside.exists()
 
 
 def test_resuming_from_a_bad_checkpoint_is_one_line(tmp_path):
+    import pytest
     import torch
+
+    from skinseg.checkpoints import check_resume_checkpoint
+    from skinseg.errors import MissingFileError, NotAModelError
+    from skinseg.models import create_model
 
     class Payload:
         def __reduce__(self):
             return (print, ("unpickled",))
 
     torch.save({"state_dict": Payload()}, tmp_path / "pickled.ckpt")
-    cases = {
-        "pickled.ckpt": ["not a skinseg checkpoint", "UnpicklingError"],
-        "missing.ckpt": ["no such file"],
-    }
-    for name, fragments in cases.items():
-        completed = run_cli([str(ROOT / "train.py"), f"ckpt_path={tmp_path / name}",
-                             f"hydra.run.dir={tmp_path / ('run_' + name)}"], tmp_path)
-        line = assert_one_error_line(completed, *fragments)
-        assert "weights_only" not in line and "unpickled" not in completed.stdout
+    completed = run_cli([str(ROOT / "train.py"), f"ckpt_path={tmp_path / 'pickled.ckpt'}",
+                         f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    line = assert_one_error_line(completed, "not a skinseg checkpoint", "UnpicklingError")
+    assert "weights_only" not in line and "unpickled" not in completed.stdout
+    with pytest.raises(MissingFileError, match="no such file"):
+        check_resume_checkpoint(tmp_path / "missing.ckpt")
     other = {"hyper_parameters": {"net": {"name": "u2netp"}},
              "state_dict": {f"net.stage{i}.conv.weight": torch.zeros(1) for i in range(2000)}}
     torch.save(other, tmp_path / "other.ckpt")
-    completed = run_cli([str(ROOT / "train.py"), "model=dlmv", f"ckpt_path={tmp_path / 'other.ckpt'}",
-                         f"hydra.run.dir={tmp_path / 'run_other'}"], tmp_path)
-    line = assert_one_error_line(completed, "another network", "u2netp")
-    assert len(line) < 600
+    with pytest.raises(NotAModelError, match="another network \\(u2netp") as raised:
+        check_resume_checkpoint(tmp_path / "other.ckpt", create_model("dlmv"))
+    assert len(str(raised.value)) < 600
 
 
-def test_config_mistakes_are_one_line(tmp_path):
+def test_config_mistakes_are_one_line(tmp_path, capsys):
+    import pytest
+
+    from skinseg.cli import check_composition
+
     cases = {
         "model=nosuch": ["model/nosuch", "u2netp, unet"],
         "trainer.max_epoch=3": ["trainer.max_epoch"],
-        "model.optimizer.lr=fast": ["model.optimizer.lr", "'fast'"],
-        "model.optimizer.lr=-1": ["model.optimizer.lr", "> 0"],
+        "data.batch_size=[": ["no viable alternative"],
     }
     for override, fragments in cases.items():
+        with pytest.raises(SystemExit) as stopped:
+            check_composition("train", [override])
+        error = capsys.readouterr().err.strip()
+        assert stopped.value.code == 2 and error.count("\n") == 0 and error.startswith("error: "), error
+        assert all(fragment in error for fragment in fragments), error
+    check_composition("train", ["model=unet"])  # a valid one passes
+    for override, fragments in {"model.optimizer.lr=fast": ["'fast'"], "model.optimizer.lr=-1": ["> 0"]}.items():
         completed = run_cli([str(ROOT / "train.py"), override, f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
-        assert_one_error_line(completed, *fragments)
+        assert_one_error_line(completed, "model.optimizer.lr", *fragments)
     assert not (tmp_path / "run" / "checkpoints").exists()
     completed = run_cli([str(ROOT / "evaluate.py"), "methods=[hsv]", "data=nosuch"], tmp_path)
     assert_one_error_line(completed, "data/nosuch")
@@ -174,3 +192,30 @@ def test_augment_refuses_a_negative_worker_count(folder_dataset, tmp_path, capsy
 
     error = exit_2_message(augment_main, [str(folder_dataset), str(tmp_path / "out"), "--workers", "-1"], capsys)
     assert error.count("\n") == 1 and "--workers must be >= 1" in error and not (tmp_path / "out").exists()
+
+
+def test_caches_of_the_wrong_shape_are_rebuilt_with_a_warning(tmp_path, monkeypatch, caplog, folder_dataset):
+    import json
+    import logging
+    import warnings
+
+    from skinseg.data.folder import FolderIndex
+    from skinseg.inference import session as session_module
+
+    cache = tmp_path / "cache"
+    first = FolderIndex(folder_dataset, name="toy", cache_dir=cache).samples
+    for index_file in (cache / "index").glob("*.json"):
+        index_file.write_text(json.dumps({"version": 1, "pairs": {"a": 3}}))  # valid JSON, not an index
+    with caplog.at_level(logging.WARNING):
+        again = FolderIndex(folder_dataset, name="toy", cache_dir=cache).samples
+    assert again == first and "not a dataset index; rebuilding it" in caplog.text
+
+    monkeypatch.setenv("SKINSEG_CACHE", str(tmp_path))
+    monkeypatch.setattr(session_module, "time_models", lambda paths, size, threads: [0.3, 0.2])
+    for wrong in ('["a list"]', '{"key": "not timings"}'):
+        (tmp_path / "runtime_choice.json").write_text(wrong)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            choice = session_module.choose_shipped_precision(threads=2)
+        assert choice.precision in ("int8", "fp32")
+        assert any("not a timing cache" in str(w.message) for w in caught) or wrong.startswith("{")

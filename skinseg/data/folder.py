@@ -219,11 +219,15 @@ class FolderIndex:
             return {}
         try:
             cached = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, UnicodeDecodeError, ValueError):
+            cached = None
+        pairs = cached.get("pairs") if isinstance(cached, dict) else None
+        keys = {"image_path", "mask_path", "stamp", "size"}
+        if not isinstance(pairs, dict) or not all(isinstance(entry, dict) and keys <= entry.keys()
+                                                  for entry in pairs.values()):
+            log.warning("%s: unreadable or not a dataset index; rebuilding it", path)
             return {}
-        if cached.get("version") != INDEX_VERSION:
-            return {}
-        return cached.get("pairs", {})
+        return pairs if cached.get("version") == INDEX_VERSION else {}
 
     def _save_cache(self, pairs: dict[str, dict]) -> None:
         path = self._cache_path()

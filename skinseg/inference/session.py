@@ -180,10 +180,16 @@ def choose_shipped_precision(threads: int | None = None) -> RuntimeChoice:
                     ort.__version__, str(threads), *(card["files"][path.name]["sha256"][:16] for path in paths)])
     cache = runtime_cache_file()
     try:
-        measured = json.loads(cache.read_text())
-    except (OSError, ValueError):
-        measured = {}
-    if key not in measured:
+        measured = json.loads(cache.read_text()) if cache.exists() else {}
+    except (OSError, UnicodeDecodeError, ValueError):
+        measured = None
+    timed = measured.get(key) if isinstance(measured, dict) else None
+    valid = (isinstance(timed, list) and len(timed) == 2
+             and all(isinstance(seconds, (int, float)) and seconds > 0 for seconds in timed))
+    if not isinstance(measured, dict) or (timed is not None and not valid):
+        warnings.warn(f"{cache}: unreadable or not a timing cache; measuring again", stacklevel=2)
+        measured = measured if isinstance(measured, dict) else {}
+    if not valid:
         measured[key] = time_models(paths, int(card["input"]["size"]), threads)
         write_json(cache, measured, indent=1)
     fp32_seconds, int8_seconds = measured[key]
