@@ -63,6 +63,24 @@ def read_checkpoint(path: Path) -> Any:
                              ".ckpt written by train.py") from error
 
 
+def read_skinseg_state(path: str | os.PathLike, setting: str = "checkpoint") -> dict[str, Any]:
+    """A skinseg checkpoint's contents (`read_checkpoint`), checked to hold hyper_parameters.net and a state_dict.
+
+    Raises:
+        MissingFileError: no file at path (the message names it as `setting`).
+        NotAModelError: not a skinseg checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"{setting} {path}: no such file")
+    state = read_checkpoint(path)
+    hparams = state.get("hyper_parameters") if isinstance(state, dict) else None
+    if not hparams or "net" not in hparams or not isinstance(state.get("state_dict"), dict):
+        raise NotAModelError(f"not a skinseg checkpoint: {path} (no hyper_parameters.net / state_dict); pass a "
+                             ".ckpt written by train.py")
+    return state
+
+
 def load_network(path: str | os.PathLike) -> TrainedNetwork:
     """Loads a skinseg/Lightning `.ckpt` (`weights_only=True`) into its network.
 
@@ -76,14 +94,8 @@ def load_network(path: str | os.PathLike) -> TrainedNetwork:
         NotAModelError: the file is not a skinseg checkpoint (text, empty, truncated, another
             format, or a checkpoint of something else); the message names it.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"checkpoint {path}: no such file")
-    state = read_checkpoint(path)
-    hparams = state.get("hyper_parameters") if isinstance(state, dict) else None
-    if not hparams or "net" not in hparams or "state_dict" not in state:
-        raise NotAModelError(f"not a skinseg checkpoint: {path} (no hyper_parameters.net / state_dict); pass a "
-                             ".ckpt written by train.py")
+    state = read_skinseg_state(path)
+    hparams = state["hyper_parameters"]
     weights = {key[4:]: value for key, value in state["state_dict"].items() if key.startswith("net.")}
     quantization = state.get(CHECKPOINT_KEY)
     if quantization:
@@ -107,19 +119,13 @@ def check_resume_checkpoint(path: str | os.PathLike, model: nn.Module | None = N
         NotAModelError: not a skinseg checkpoint (unreadable, pickled objects, no
             state_dict or hyper_parameters.net), or one of another network.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"ckpt_path={path}: no such file; pass a run's checkpoints/last.ckpt")
-    state = read_checkpoint(path)
-    hparams = state.get("hyper_parameters") if isinstance(state, dict) else None
-    if not hparams or "net" not in hparams or not isinstance(state.get("state_dict"), dict):
-        raise NotAModelError(f"not a skinseg checkpoint: {path} (no hyper_parameters.net / state_dict); pass a "
-                             ".ckpt written by train.py")
+    state = read_skinseg_state(path, "ckpt_path")
     if model is None:
         return
     saved, built = set(state["state_dict"]), set(model.state_dict())
     if saved != built:
-        net = hparams["net"].get("name", "?") if isinstance(hparams["net"], dict) else "?"
+        net_config = state["hyper_parameters"]["net"]
+        net = net_config.get("name", "?") if isinstance(net_config, dict) else "?"
         missing, unexpected = sorted(built - saved), sorted(saved - built)
         raise NotAModelError(
             f"ckpt_path={path} is a checkpoint of another network ({net}: {len(missing)} of this run's weights "

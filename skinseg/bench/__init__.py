@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import statistics
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from skinseg.files import write_csv, write_text
+
+
+def median_seconds(function: Callable[[], object], repeats: int) -> float:
+    """Median wall seconds of `repeats` calls after one warm-up call (lazy tables, sessions, caches)."""
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def save_table(out_dir: Path, stem: str, text: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:

@@ -9,7 +9,6 @@ the public datasets' val splits from an empty cache (both cores).
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -19,21 +18,12 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from skinseg.bench import median_seconds
 from skinseg.classical import METHODS, create_method
 from skinseg.classical.mediapipe import mediapipe_available
 from skinseg.data.demo import render_demo_sample
 from skinseg.errors import ArgumentParser, add_debug_option, user_command
 from skinseg.hardware import cpu_name
-
-
-def median_seconds(function, repeats: int) -> float:
-    function()  # warm-up (lazy tables, detectors)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def method_speeds(side: int, repeats: int) -> tuple[list[tuple[str, float, float]], float]:

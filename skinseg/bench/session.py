@@ -14,9 +14,6 @@ CPU and threads head the table, printed and written to `results/bench/session_ti
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -44,22 +41,11 @@ def photo(megapixels: float, small_skin: bool, seed: int = 0) -> np.ndarray:
     return image
 
 
-def median_seconds(function: Callable[[], object], runs: int) -> float:
-    """Median wall seconds of `runs` calls after one warm-up call."""
-    function()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 @user_command
 def main(argv: list[str]) -> None:
     from rich.console import Console
 
-    from skinseg.bench import save_table
+    from skinseg.bench import median_seconds, save_table
     from skinseg.hardware import cpu_info, default_threads
     from skinseg.inference.session import Session
 
