@@ -35,7 +35,7 @@ import skinseg
 from skinseg import metrics
 from skinseg.data.folder import Sample, file_stamp
 from skinseg.errors import DataError, MissingFileError, UnknownNameError, UsageError
-from skinseg.files import atomic_path, sha256, write_csv, write_json, write_text
+from skinseg.files import atomic_path, refuse_existing, sha256, write_csv, write_json, write_text
 from skinseg.inference.processing import DEFAULT_UPSAMPLE
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ OmegaConf.register_new_resolver("split_suffix", lambda split: "" if split == "va
 TABLE_COLUMNS = (("miou", "mIoU", 5), ("miou50", "mIoU@0.5", 5), ("mae", "MAE", 3), ("hce", "HCE", 1), ("f1", "F1", 5),
                  ("fpr", "FPR", 4))
 POOLED = "all"
+TONE_THIRDS = ("darkest", "middle", "lightest")
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def checkpoint_entries(patterns: Sequence[str], search_root: str | os.PathLike =
     sets its small-skin pass (`skinseg.inference.processing.Predictor`; 0: off).
 
     Raises:
-        MissingFileError: a pattern matches nothing; the message lists checkpoints found
+        MissingFileError: a pattern matches nothing; the message names the latest checkpoints
             under `search_root`/logs.
         UsageError: a matched file is neither a .ckpt nor an .onnx.
     """
@@ -111,8 +112,9 @@ def checkpoint_entries(patterns: Sequence[str], search_root: str | os.PathLike =
         paths = sorted(glob.glob(str(Path(pattern).expanduser()), recursive=True))
         if not paths:
             found = sorted(glob.glob(str(Path(search_root) / "logs" / "**" / "*.ckpt"), recursive=True))
-            listing = "\n  ".join(found[-10:]) or "(none under logs/)"
-            raise MissingFileError(f"checkpoint {pattern!r} not found; checkpoints found:\n  {listing}")
+            listing = (f"the latest under logs/: {', '.join(found[-3:])}" if found
+                       else "none under logs/; train one with python train.py")
+            raise MissingFileError(f"checkpoint {pattern!r} not found; {listing}")
         for path in paths:
             resolved = Path(path).resolve()
             if resolved.suffix not in (".ckpt", ".onnx"):
@@ -309,6 +311,39 @@ def summarise_results(results: dict[str, list[dict]]) -> dict[str, dict[str, dic
     return tables
 
 
+def tone_thirds(samples: Sequence[Sample]) -> dict[str, str]:
+    """Stem -> "darkest" / "middle" / "lightest" third of the samples by the ITA of their labelled skin.
+
+    Images without labelled skin have no tone and are in no third.
+    """
+    from skinseg.data.io import read_image, read_mask
+
+    angles = {sample.stem: metrics.skin_tone_ita(read_image(sample.image), read_mask(sample.mask))
+              for sample in samples}
+    ranked = sorted((angle, stem) for stem, angle in angles.items() if angle is not None)
+    return {stem: TONE_THIRDS[min(2, 3 * rank // len(ranked))] for rank, (_, stem) in enumerate(ranked)}
+
+
+def tone_tables(results: dict[str, list[dict]], thirds: dict[str, dict[str, str]]) -> dict[str, dict[str, dict]]:
+    """Tables like `summarise_results`' for each skin-tone third of the datasets in `thirds`.
+
+    Args:
+        results: entry label -> per-image scores (with "dataset" and "stem").
+        thirds: dataset -> `tone_thirds` of its samples.
+
+    Returns:
+        {"DATASET, darkest third": {label: figures}, ...}.
+    """
+    tables: dict[str, dict[str, dict]] = {}
+    for dataset, by_stem in thirds.items():
+        for third in TONE_THIRDS:
+            for label, scores in results.items():
+                subset = [s for s in scores if s["dataset"] == dataset and by_stem.get(s["stem"]) == third]
+                if subset:
+                    tables.setdefault(f"{dataset}, {third} skin-tone third", {})[label] = metrics.summarise(subset)
+    return tables
+
+
 def markdown_table(figures: dict[str, dict]) -> str:
     """Rows = entries (best mIoU first; on scenes without skin, lowest FPR first), columns =
     mIoU, mIoU@0.5, MAE, HCE, F1, FPR; "–" where a figure is undefined (IoU without skin)."""
@@ -320,6 +355,11 @@ def markdown_table(figures: dict[str, dict]) -> str:
         cells = ["–" if values[key] is None else f"{values[key]:.{digits}f}" for key, _, digits in TABLE_COLUMNS]
         rows.append(f"| {label} | " + " | ".join(cells) + f" | {values['images']} |")
     return "\n".join(rows)
+
+
+def result_paths(output_dir: str | os.PathLike) -> list[Path]:
+    """results.md, results.csv and results.json in output_dir."""
+    return [Path(output_dir) / f"results.{suffix}" for suffix in ("md", "csv", "json")]
 
 
 def write_results(
@@ -347,7 +387,7 @@ def write_results(
         lines += [f"## {title}", "", markdown_table(tables[dataset]), ""]
     if skipped:
         lines += ["Skipped:", ""] + [f"- {name}: {reason}" for name, reason in skipped.items()] + [""]
-    paths = [output_dir / "results.md", output_dir / "results.csv", output_dir / "results.json"]
+    paths = result_paths(output_dir)
     write_text(paths[0], "\n".join(lines))
     columns = ["miou", "miou50", "mae", "mae_per_image", "hce", "f1", "fpr", "precision", "recall",
                "pooled_precision", "pooled_recall", "pooled_f1", "images", "images_with_skin", "seconds_per_image"]
@@ -372,6 +412,10 @@ def run(cfg) -> dict[str, Any]:
     from skinseg.data.folder import FolderIndex, dataset_folders
 
     start = time.perf_counter()
+    if not isinstance(cfg.workers, int) or isinstance(cfg.workers, bool) or cfg.workers < 1:
+        raise UsageError(f"workers must be an integer >= 1 (scoring processes), got {cfg.workers!r}")
+    if not cfg.get("overwrite", False):
+        refuse_existing(result_paths(cfg.output_dir), "pass overwrite=true to replace them, or another output_dir=")
     entries, skipped = classical_entries(list(cfg.methods), dict(cfg.get("method_args") or {}))
     entries += checkpoint_entries(list(cfg.checkpoints or []), cfg.paths.root_dir)
     if not entries:
@@ -390,6 +434,9 @@ def run(cfg) -> dict[str, Any]:
                         f'list them under "{cfg.split}" in their splits.json')
     results = evaluate(entries, samples, cfg.paths.cache_dir, workers=cfg.workers, progress=cfg.progress)
     tables = summarise_results(results)
+    thirds = {name: tone_thirds([sample for sample in samples if sample.dataset == name])
+              for name in cfg.get("tones") or [] if any(sample.dataset == name for sample in samples)}
+    tables.update(tone_tables(results, thirds))
     meta = {
         "data": cfg.data_name,
         "split": cfg.split,

@@ -19,15 +19,30 @@ import os
 import re
 import shutil
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "host_name", "remove_stale_temporaries", "save_figure", "sha256", "staging_folder",
-           "temporary_path", "write_csv", "write_json", "write_text"]
+__all__ = ["atomic_path", "host_name", "refuse_existing", "remove_stale_temporaries", "save_figure", "sha256",
+           "staging_folder", "temporary_path", "write_csv", "write_json", "write_text"]
 
 _TEMPORARY = re.compile(r"^\..+\.skinseg-tmp-(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)(\.[^.]*)?$")
+
+
+def refuse_existing(paths: Iterable[str | os.PathLike], fix: str = "pass --overwrite to replace them") -> None:
+    """The output rule: a command replaces files it did not create in this run only when told to.
+
+    Called before any work, so that a refused run costs nothing.
+
+    Raises:
+        OutputExistsError: any of `paths` exists; the message lists them and ends with `fix`.
+    """
+    from skinseg.errors import OutputExistsError
+
+    existing = [str(path) for path in paths if Path(path).exists()]
+    if existing:
+        raise OutputExistsError(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; {fix}")
 
 
 def host_name() -> str:

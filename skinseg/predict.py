@@ -2,7 +2,7 @@
 
 `--model` is an exported `.onnx` (run with `skinseg.inference.Session`), a `.ckpt`
 checkpoint (`TorchSession`) or a classical method name (`skinseg.classical.METHODS`);
-without it, the U²NetP shipped in the package (`skinseg/inference/default_model/`,
+without it, the skin segmenter shipped in the package (`skinseg/inference/default_model/`,
 see its MODEL_CARD.md), fp32 or int8, whichever runs faster on this machine where the
 int8 file agrees with fp32 (`--precision fp32|int8` chooses); the summary names it.
 Writes `OUTPUT_DIR/STEM.png` (uint8 0-255 mask) and, with `--cutout`,
@@ -33,7 +33,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = ArgumentParser(prog="python -m skinseg.predict", description=__doc__.splitlines()[0])
     parser.add_argument("input", type=Path, help="an image file, or a folder of images (not recursive)")
     parser.add_argument("output_dir", type=Path, help="folder for STEM.png masks (not the input folder)")
-    parser.add_argument("--model", help="a .onnx, a .ckpt or a classical method name; default: the shipped U²NetP")
+    parser.add_argument("--model", help="a .onnx, a .ckpt or a classical method name; default: the shipped skin segmenter")
     parser.add_argument("--precision", choices=("auto", "fp32", "int8"), default="auto",
                         help="the shipped model's file: auto (the faster here, where int8 agrees with fp32), "
                              "fp32 or int8")

@@ -22,6 +22,7 @@ from skinseg.checkpoints import check_resume_checkpoint
 from skinseg.errors import OutputExistsError, UsageError
 from skinseg.files import atomic_path, remove_stale_temporaries
 from skinseg.hardware import AUTO, PrecisionChoice, cpu_info, default_threads, resolve_precision
+from skinseg.settings import TRAINER_RULES, check_setting_ranges, check_setting_types
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,20 @@ def print_summary(summary: dict[str, Any]) -> None:
     Console().print(table)
 
 
+def build_trainer(settings: DictConfig, callbacks: list, loggers: list) -> L.Trainer:
+    """The Lightning Trainer of `settings`; a setting it rejects (no GPU here, ...) is a UsageError."""
+    from hydra.errors import InstantiationException
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return instantiate(settings, callbacks=callbacks, logger=loggers or False, _convert_="all")
+    except InstantiationException as error:
+        if isinstance(error.__cause__, (MisconfigurationException, ValueError, TypeError)):
+            raise UsageError(f"trainer: {error.__cause__} (check the trainer.* settings; trainer=cpu runs on "
+                             "any machine)") from error
+        raise
+
+
 def resolve_hardware(cfg: DictConfig) -> dict[str, str]:
     """Replaces "auto" in `trainer.precision` and `threads` by what this machine calls for.
 
@@ -191,10 +206,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         check_output_dir(cfg.paths.output_dir, cfg.get("ckpt_path"))
     if cfg.get("ckpt_path"):
         check_resume_checkpoint(cfg.ckpt_path)
+    check_setting_types(OmegaConf.to_container(cfg.data, resolve=True), "data")
     datamodule = instantiate(cfg.data, _convert_="all")  # its settings checked before anything is logged
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # logged below with the hardware choices
-    hardware = resolve_hardware(cfg)
+    hardware = resolve_hardware(cfg)  # trainer.precision "auto" resolved before its type is checked
+    for group in ("model", "trainer"):
+        check_setting_types(OmegaConf.to_container(cfg[group], resolve=True), group)
+    check_setting_ranges(OmegaConf.to_container(cfg.trainer, resolve=True), "trainer", TRAINER_RULES)
     hardware["loader workers"] = f"{datamodule.num_workers}: {datamodule.num_workers_reason}"
     with open_dict(cfg):
         cfg.data.num_workers = datamodule.num_workers  # the run's record says what was used
@@ -209,7 +228,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("seed: %s", cfg.get("seed"))
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = instantiate_list(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, _convert_="all")
+    trainer = build_trainer(cfg.trainer, callbacks, loggers)
 
     start = time.perf_counter()
     # our checkpoints hold tensors and plain containers only, so resuming can load them safely

@@ -77,9 +77,14 @@ def test_inference_benchmark_smoke(capsys, tmp_path):
                 if row["size"] == "64"]
     assert len(measured) == 4 and all(0 < seconds < math.inf for seconds in measured)  # not NaN, not zero
 
-    # a rerun at another size adds its cells and keeps the earlier ones
-    bench_inference.main(["--models", "dlmv", "--sizes", "96", "--runs", "1", "--no-compile", "--engines", "qnnpack",
-                          "--out", str(tmp_path)])
+    # a rerun is refused without --overwrite; with it, it adds its cells and keeps the earlier ones
+    rerun = ["--models", "dlmv", "--sizes", "96", "--runs", "1", "--no-compile", "--engines", "qnnpack",
+             "--out", str(tmp_path)]
+    before = (tmp_path / "inference_time.md").read_bytes()
+    error = exit_2_message(bench_inference.main, rerun, capsys)
+    assert str(tmp_path / "inference_time.md") in error and "--overwrite" in error
+    assert (tmp_path / "inference_time.md").read_bytes() == before
+    bench_inference.main([*rerun, "--overwrite"])
     table = (tmp_path / "inference_time.md").read_text()
     assert "| model | runtime | 64 | 96 | 128 |" in table and "8 cells kept from an earlier run" in table
     rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| dlmv |")]
@@ -126,10 +131,11 @@ def test_generalisation_study_trains_without_the_holdout_and_scores_it(tmp_path,
     assert "data.datasets=[seen]" in finished["overrides"]
 
     stamp = (tmp_path / "runs" / "unseen" / "plain" / "finished.json").stat().st_mtime_ns
-    generalisation.main(argv)  # reused, not retrained
+    generalisation.main([*argv, "--overwrite"])  # reused, not retrained
     assert (tmp_path / "runs" / "unseen" / "plain" / "finished.json").stat().st_mtime_ns == stamp
     error = exit_2_message(generalisation.main, [*argv[:argv.index("--recipe")], "--recipe", "plain",
-                                                 "data.augment=seed26", *argv[argv.index("--methods"):]], capsys)
+                                                 "data.augment=seed26", *argv[argv.index("--methods"):],
+                                                 "--overwrite"], capsys)
     assert "other overrides" in error
 
 
@@ -232,7 +238,7 @@ def test_protocol_trains_without_the_held_out_sets_for_equal_time_and_scores_the
     assert f"data.datasets=[{','.join(TRAINED_ON)}]" in finished["overrides"]
     assert f"trainer.max_steps={probe['steps']}" in finished["overrides"]
     stamp = (tmp_path / "runs" / "protocol" / "pascal" / "run" / "finished.json").stat().st_mtime_ns
-    generalisation.main(argv)  # probes and runs reused, not retrained
+    generalisation.main([*argv, "--overwrite"])  # probes and runs reused, not retrained
     assert (tmp_path / "runs" / "protocol" / "pascal" / "run" / "finished.json").stat().st_mtime_ns == stamp
     assert "Held-out protocol" in capsys.readouterr().out
 

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 
 from skinseg.data import SkinDataModule
 from skinseg.module import SkinSegModule
+from skinseg.settings import TRAINER_RULES, check_setting_ranges, check_setting_types
 from skinseg.training import instantiate_list, resolve_hardware, unset_keys
 
 from .conftest import CONFIGS, PRETRAINED_ENCODER, SHARED_WEIGHTS
@@ -112,6 +113,10 @@ def test_experiment_configs(cfg_factory, tmp_path, experiment):
         stage1 = instantiate(cfg_factory([f"experiment={experiment}", "model.pretrained=null"]).model, _convert_="all")
         torch.save({"state_dict": stage1.state_dict()}, tmp_path / "stage1.ckpt")
         cfg = cfg_factory([f"experiment={experiment}", f"stage1_checkpoint={tmp_path / 'stage1.ckpt'}"])
+    resolve_hardware(cfg)
+    for group in ("data", "model", "trainer"):  # train.py's type checks refuse none of our settings
+        check_setting_types(OmegaConf.to_container(cfg[group], resolve=True), group)
+    check_setting_ranges(OmegaConf.to_container(cfg.trainer, resolve=True), "trainer", TRAINER_RULES)
     model = instantiate(cfg.model, _convert_="all")
     if stage1 is not None:
         assert all(torch.equal(value, stage1.state_dict()[key]) for key, value in model.state_dict().items())

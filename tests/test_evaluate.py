@@ -55,7 +55,7 @@ def test_a_rerun_with_one_more_method_reuses_the_others(eval_cfg, cache_dir):
     run(eval_cfg(["methods=[hsv]"]))
     predictions = sorted((cache_dir / "predictions").glob("hsv-*/demo/*.png"))
     stamps = {p: p.stat().st_mtime_ns for p in predictions}
-    out = run(eval_cfg(["methods=[hsv,ycbcr]"]))
+    out = run(eval_cfg(["methods=[hsv,ycbcr]", "overwrite=true"]))
     assert {p: p.stat().st_mtime_ns for p in predictions} == stamps
     assert set(out["tables"]["demo"]) == {"hsv", "ycbcr"}
 
@@ -63,7 +63,7 @@ def test_a_rerun_with_one_more_method_reuses_the_others(eval_cfg, cache_dir):
 def test_unknown_method_and_missing_checkpoint_are_clear(tmp_path):
     with pytest.raises(KeyError, match="valid names: .*hsv"):
         classical_entries(["hsv", "skin_gpt"])
-    with pytest.raises(FileNotFoundError, match="not found; checkpoints found"):
+    with pytest.raises(FileNotFoundError, match="not found; none under logs/; train one"):
         checkpoint_entries([str(tmp_path / "missing.ckpt")], tmp_path)
 
 
@@ -111,7 +111,7 @@ def test_split_test_scores_only_the_test_pairs(eval_cfg, tmp_path, folder_datase
     assert written["meta"]["split"] == "test" and written["tables"]["toy"]["hsv"]["images"] == 3
     assert "# Evaluation on demo (test split)" in (tmp_path / "results" / "results.md").read_text()
     with open_dict(cfg):
-        cfg.data.root = str(scenes_dataset)  # no test split
+        cfg.data.root, cfg.overwrite = str(scenes_dataset), True  # no test split
     with pytest.raises(DataError, match=r"no 'test' images in .*scenes.*under \"test\" in their splits.json"):
         run(cfg)
 
@@ -136,7 +136,7 @@ def test_a_corrupt_cached_prediction_is_recomputed(eval_cfg, cache_dir):
     torn = sorted((cache_dir / "predictions").glob("hsv-*/demo/*.png"))[0]
     torn.write_bytes(b"\x89PNG\r\n\x1a\n torn")
     (torn.parent / "scores.json").unlink()
-    again = run(eval_cfg(["methods=[hsv]"]))
+    again = run(eval_cfg(["methods=[hsv]", "overwrite=true"]))
     assert again["tables"]["demo"]["hsv"]["miou"] == pytest.approx(first["tables"]["demo"]["hsv"]["miou"])
     assert torn.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and len(torn.read_bytes()) > 50
 
@@ -158,9 +158,9 @@ def test_an_exported_onnx_model_is_a_row_like_a_checkpoint(eval_cfg, tmp_path):
     """evaluate.py scores .onnx files through the same predictor factory as predict."""
     from skinseg.inference.session import DEFAULT_MODEL_DIR
 
-    shipped = DEFAULT_MODEL_DIR / "u2netp_skin.int8.onnx"
+    shipped = DEFAULT_MODEL_DIR / "unet_skin.int8.onnx"
     out = run(eval_cfg(["methods=[hsv]", f"checkpoints=[{shipped}]"]))
-    label = "u2netp_skin.int8"  # a file outside a run's checkpoints/: its stem
+    label = "unet_skin.int8"  # a file outside a run's checkpoints/: its stem
     assert set(out["tables"]["demo"]) == {"hsv", label}
     assert 0 <= out["tables"]["demo"][label]["miou50"] <= 1
     with pytest.raises(UsageError, match="give .ckpt or .onnx files"):
@@ -176,13 +176,13 @@ def test_the_cache_is_keyed_by_image_content_not_folder_name_and_stem(eval_cfg, 
     write_dataset(second, ["a", "b", "c"], val=3, seed=2)
 
     def score(root):
-        cfg = eval_cfg(["methods=[ycbcr]"])
+        cfg = eval_cfg(["methods=[ycbcr]", "overwrite=true"])
         with open_dict(cfg):
             cfg.data.demo, cfg.data.root, cfg.data.datasets = None, str(root), ["toy"]
         return run(cfg)["tables"]["toy"]["ycbcr"]["miou"]
 
     def fresh(root):  # the same figure from an empty cache
-        cfg = eval_cfg(["methods=[ycbcr]"])
+        cfg = eval_cfg(["methods=[ycbcr]", "overwrite=true"])
         with open_dict(cfg):
             cfg.data.demo, cfg.data.root, cfg.data.datasets = None, str(root), ["toy"]
             cfg.paths.cache_dir = str(tmp_path / f"fresh{len(list(tmp_path.glob('fresh*')))}")
@@ -199,3 +199,17 @@ def test_the_cache_is_keyed_by_image_content_not_folder_name_and_stem(eval_cfg, 
     for scores in (cache_dir / "predictions").glob("ycbcr-*/toy/scores.json"):
         scores.write_text('["not", "a", "scores", "file"]')
     assert score(tmp_path / "one") == pytest.approx(fresh(tmp_path / "one"))
+
+
+def test_tone_thirds_split_a_datasets_images_by_the_tone_of_their_skin(eval_cfg, tmp_path):
+    from .conftest import write_dataset
+
+    root = write_dataset(tmp_path / "data" / "faces", [f"f{i}" for i in range(9)], val=9, seed=3)
+    cfg = eval_cfg(["methods=[ycbcr]", "tones=[faces]"])
+    with open_dict(cfg):
+        cfg.data.demo, cfg.data.root, cfg.data.datasets = None, str(root.parent), ["faces"]
+    tables = run(cfg)["tables"]
+    thirds = [tables[f"faces, {third} skin-tone third"]["ycbcr"] for third in ("darkest", "middle", "lightest")]
+    assert [figures["images"] for figures in thirds] == [3, 3, 3]
+    assert sum(f["miou50"] * f["images"] for f in thirds) / 9 == pytest.approx(tables["faces"]["ycbcr"]["miou50"])
+    assert "## faces, darkest skin-tone third" in (tmp_path / "results" / "results.md").read_text()

@@ -145,17 +145,17 @@ def test_ship_writes_the_package_model_and_refuses_a_stray_int8(checkpoints, tmp
             "--calibration-images", "4", "--notes", str(notes), "--size", "96", "--zoom", "1.5"]
     assert export_main(argv) == 0
     assert sorted(path.name for path in out.iterdir()) == [
-        "MODEL_CARD.md", "u2netp_skin.int8.onnx", "u2netp_skin.json", "u2netp_skin.onnx"]
-    card = json.loads((out / "u2netp_skin.json").read_text())
-    assert set(card["files"]) == {"u2netp_skin.onnx", "u2netp_skin.int8.onnx"}
+        "MODEL_CARD.md", "unet_skin.int8.onnx", "unet_skin.json", "unet_skin.onnx"]
+    card = json.loads((out / "unet_skin.json").read_text())
+    assert set(card["files"]) == {"unet_skin.onnx", "unet_skin.int8.onnx"}
     assert card["shipped"]["recipe"]["data"]["image_size"] == 64 and "/" not in card["checkpoint"]
     assert card["shipped"]["recipe"]["started_from"] is None and "started from" not in (out / "MODEL_CARD.md").read_text()
     assert ship.recipe({"model": {"pretrained": "/runs/stage1/best.ckpt"}})["started_from"] == "best.ckpt"
     text = (out / "MODEL_CARD.md").read_text()
     assert "Interim model" in text and "research" in text and "| demo |" in text and "int8 qnnpack" in text
-    assert Session(out / "u2netp_skin.int8.onnx").predict(np.zeros((30, 40, 3), np.uint8)).shape == (30, 40)
+    assert Session(out / "unet_skin.int8.onnx").predict(np.zeros((30, 40, 3), np.uint8)).shape == (30, 40)
     assert card["small_skin_pass"] == {"zoom": 1.5, "zoom_below": 0.05} and "again at 1.5 times" in text
-    shipped = Session(out / "u2netp_skin.onnx")
+    shipped = Session(out / "unet_skin.onnx")
     assert (shipped.size, shipped.zoom, shipped.zoom_below) == (96, 1.5, 0.05)
 
     before = {path.name: path.read_bytes() for path in out.iterdir()}

@@ -60,6 +60,22 @@ def test_flops_never_replaces_a_file_it_did_not_write(tmp_path):
     assert completed.returncode == 0 and "| dlmv" in table.read_text()
 
 
+def test_tables_of_an_earlier_run_are_kept_unless_overwrite_says_so(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "results.md").write_text("the table of an earlier evaluation\n")
+    before = snapshot(results)
+    completed = run_cli([str(ROOT / "evaluate.py"), "methods=[hsv]", f"output_dir={results}"], tmp_path)
+    assert_one_error_line(completed, str(results / "results.md"), "overwrite=true")
+    assert snapshot(results) == before
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "session_time.csv").write_text("model,input_size\n")
+    completed = run_cli(["-m", "skinseg.bench.session", "--out", str(bench)], tmp_path)
+    assert_one_error_line(completed, str(bench / "session_time.csv"), "--overwrite")
+    assert (bench / "session_time.csv").read_text() == "model,input_size\n"
+
+
 def test_dataset_names_are_names_not_paths(tmp_path, cfg_factory):
     import pytest
     from hydra.utils import instantiate
@@ -129,6 +145,32 @@ def test_config_mistakes_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "run" / "checkpoints").exists()
     completed = run_cli([str(ROOT / "evaluate.py"), "methods=[hsv]", "data=nosuch"], tmp_path)
     assert_one_error_line(completed, "data/nosuch")
+    completed = run_cli([str(ROOT / "evaluate.py"), "methods=[hsv]", "workers=-1", f"output_dir={tmp_path}"], tmp_path)
+    assert_one_error_line(completed, "workers must be an integer >= 1")
+
+
+def test_values_of_the_wrong_type_or_range_are_refused_before_anything_runs(tmp_path, cfg_factory):
+    """Types from the constructors' hints, ranges Lightning would fail on mid-run or ignore (one line:
+    every UsageError is, as the CLI cases above show)."""
+    import pytest
+    import torch
+
+    from skinseg.errors import user_error
+    from skinseg.training import train
+
+    cases = {"trainer.max_epochs=abc": "trainer.max_epochs must be an integer or null, got 'abc'",
+             "data.batch_size=2.5": "data.batch_size must be an integer, got 2.5",
+             "trainer.check_val_every_n_epoch=0": "trainer.check_val_every_n_epoch must be >= 1 or null, got 0",
+             "trainer.gradient_clip_val=-1": "trainer.gradient_clip_val must be >= 0 or null, got -1",
+             "data.val_fraction=1.5": "data.val_fraction must be in [0, 1), got 1.5"}
+    if not torch.cuda.is_available():
+        cases["trainer=gpu"] = "trainer: No supported gpu backend found!"
+    for override, message in cases.items():
+        cfg = cfg_factory([override])
+        with pytest.raises(Exception) as raised:  # noqa: PT011 - Hydra may wrap it; the CLI unwraps it as here
+            train(cfg)
+        assert message in str(user_error(raised.value)), raised.value
+        assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()
 
 
 def test_an_image_too_large_to_decode_is_skipped_by_name(tmp_path, monkeypatch, capsys):
@@ -222,3 +264,30 @@ def test_caches_of_the_wrong_shape_are_rebuilt_with_a_warning(tmp_path, monkeypa
             choice = session_module.choose_shipped_precision(threads=2)
         assert choice.precision == "int8" and any("not a timing cache" in str(w.message) for w in caught)
         assert json.loads(timings.read_text())[keys[0]] == [0.3, 0.2]
+
+
+def test_an_onnx_files_metadata_chooses_settings_only_within_their_rules(tmp_path):
+    """A crafted file cannot make Session run at 100 000 px or with an unknown mode; one line names it."""
+    import numpy as np
+    import onnx
+    from PIL import Image
+
+    from skinseg.inference.session import DEFAULT_MODEL_DIR
+
+    model = onnx.load(str(DEFAULT_MODEL_DIR / "unet_skin.int8.onnx"))
+    Image.fromarray(np.full((40, 48, 3), 180, np.uint8)).save(tmp_path / "photo.png")
+    for key, value in {"skinseg.input_size": "100000", "skinseg.zoom": "0.5", "skinseg.resize": "stretch",
+                       "skinseg.zoom_below": "nan"}.items():
+        crafted = onnx.ModelProto()
+        crafted.CopyFrom(model)
+        entry = next((prop for prop in crafted.metadata_props if prop.key == key), None)
+        if entry is None:
+            entry = crafted.metadata_props.add()
+            entry.key = key
+        entry.value = value
+        path = tmp_path / "crafted.onnx"
+        onnx.save(crafted, str(path))
+        completed = run_cli(["-m", "skinseg.predict", str(tmp_path / "photo.png"), str(tmp_path / "masks"),
+                             "--model", str(path)], tmp_path)
+        assert_one_error_line(completed, str(path), f"{key}={value!r}", "re-export")
+    assert not (tmp_path / "masks").exists() or not any((tmp_path / "masks").iterdir())

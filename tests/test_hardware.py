@@ -240,7 +240,7 @@ class FakeTimer:
         self.calls += 1
         from skinseg.inference.session import shipped_card
 
-        assert [path.name for path in paths] == ["u2netp_skin.onnx", "u2netp_skin.int8.onnx"]
+        assert [path.name for path in paths] == ["unet_skin.onnx", "unet_skin.int8.onnx"]
         assert size == shipped_card()["input"]["size"]  # timed at the shipped model's input size
         return list(self.seconds)
 
@@ -266,7 +266,7 @@ def test_shipped_int8_runs_where_it_is_faster_and_agrees(runtime_cache, monkeypa
     assert timer.calls == 2 and len(json.loads(runtime_cache.read_text())) == 2
 
     session = session_module.Session(threads=2)
-    assert session.description.startswith("shipped u2netp_skin int8 (int8 at 1.84x")
+    assert session.description.startswith("shipped unet_skin int8 (int8 at 1.84x")
 
 
 def test_shipped_fp32_runs_where_int8_is_slower(runtime_cache, monkeypatch):
@@ -298,8 +298,8 @@ def test_shipped_fp32_runs_where_int8_disagrees(runtime_cache, monkeypatch):
 def test_explicit_shipped_precision(runtime_cache):
     from skinseg.inference.session import Session
 
-    assert Session(precision="fp32").description == "shipped u2netp_skin fp32 (set explicitly)"
-    assert Session(precision="int8").description == "shipped u2netp_skin int8 (set explicitly)"
+    assert Session(precision="fp32").description == "shipped unet_skin fp32 (set explicitly)"
+    assert Session(precision="int8").description == "shipped unet_skin int8 (set explicitly)"
     with pytest.raises(ValueError, match="precision must be one of"):
         Session(precision="fp16")
     with pytest.raises(ValueError, match="pass the .onnx file of that precision"):
@@ -324,10 +324,10 @@ def test_predict_names_the_shipped_file_it_chose(tmp_path, runtime_cache, monkey
     Image.fromarray(np.full((40, 30, 3), 180, np.uint8)).save(tmp_path / "photo.png")
     assert predict_main([str(tmp_path / "photo.png"), str(tmp_path / "out")]) == 0
     output = capsys.readouterr().out
-    assert "model: shipped u2netp_skin int8 (int8 at 3.00x" in output
-    assert "1 written to" in output and "by shipped u2netp_skin int8" in output
+    assert "model: shipped unet_skin int8 (int8 at 3.00x" in output
+    assert "1 written to" in output and "by shipped unet_skin int8" in output
     assert predict_main([str(tmp_path / "photo.png"), str(tmp_path / "fp32"), "--precision", "fp32"]) == 0
-    assert "shipped u2netp_skin fp32 (set explicitly)" in capsys.readouterr().out
+    assert "shipped unet_skin fp32 (set explicitly)" in capsys.readouterr().out
     error = exit_2_message(predict_main, [str(tmp_path / "photo.png"), str(tmp_path / "x"), "--precision", "int8",
                          "--model", "ycbcr"], capsys)
     assert "--precision int8 picks the shipped model's file" in error

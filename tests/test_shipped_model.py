@@ -40,7 +40,7 @@ def portrait(tone: tuple[int, int, int], background: tuple[int, int, int], seed:
 def test_shipped_files_match_their_card():
     from skinseg.files import sha256
 
-    card = json.loads((DEFAULT_MODEL_DIR / "u2netp_skin.json").read_text())
+    card = json.loads((DEFAULT_MODEL_DIR / "unet_skin.json").read_text())
     for name, info in card["files"].items():
         assert sha256(DEFAULT_MODEL_DIR / name) == info["sha256"], f"{name} is not the file its card describes"
     assert "Licence" in (DEFAULT_MODEL_DIR / "MODEL_CARD.md").read_text()
@@ -49,7 +49,7 @@ def test_shipped_files_match_their_card():
 @pytest.mark.parametrize("background", BACKGROUNDS)
 def test_session_without_a_path_segments_skin(background):
     session = Session(normalize="none")
-    assert session.size == json.loads((DEFAULT_MODEL_DIR / "u2netp_skin.json").read_text())["input"]["size"]
+    assert session.size == json.loads((DEFAULT_MODEL_DIR / "unet_skin.json").read_text())["input"]["size"]
     for tone_name, tone in TONES.items():
         image, truth = portrait(tone, BACKGROUNDS[background])
         mask = session.predict(image)
@@ -78,6 +78,6 @@ def test_predict_cli_needs_only_the_paths(tmp_path):
 def test_model_card_lists_the_training_sets_not_the_val_views():
     from skinseg.export.ship import model_card_markdown
 
-    card = json.loads((DEFAULT_MODEL_DIR / "u2netp_skin.json").read_text())
+    card = json.loads((DEFAULT_MODEL_DIR / "unet_skin.json").read_text())
     training = model_card_markdown(card).split("## Training data")[1].split("## Recipe")[0]
     assert "`ccp`" in training and "`negatives`" in training and "view_" not in training

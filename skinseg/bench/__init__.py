@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from skinseg.files import write_csv, write_text
+from skinseg.files import refuse_existing, write_csv, write_text
 
 
 def median_seconds(function: Callable[[], object], repeats: int) -> float:
@@ -19,6 +19,19 @@ def median_seconds(function: Callable[[], object], repeats: int) -> float:
         function()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def add_output_options(parser, default_out: Path) -> None:
+    """`--out` (the tables' folder) and `--overwrite` (replace the tables of an earlier run there)."""
+    parser.add_argument("--out", type=Path, default=default_out, help=f"folder of the tables (default: {default_out})")
+    parser.add_argument("--overwrite", action="store_true", help="replace the tables of an earlier run in --out")
+
+
+def check_tables(out_dir: Path, stems: Sequence[str], overwrite: bool) -> None:
+    """Refuses, before any work, to replace out_dir/STEM.{md,csv} of an earlier run unless `overwrite`."""
+    if not overwrite:
+        refuse_existing([Path(out_dir) / f"{stem}.{suffix}" for stem in stems for suffix in ("md", "csv")],
+                        "pass --overwrite to replace them, or another --out")
 
 
 def save_table(out_dir: Path, stem: str, text: str, columns: Sequence[str], rows: Iterable[Sequence]) -> None:

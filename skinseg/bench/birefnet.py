@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from skinseg.bench import save_table
+from skinseg.bench import add_output_options, check_tables, save_table
 from skinseg.errors import ArgumentParser, add_debug_option, user_command
 from skinseg.hardware import cpu_info, default_threads
 
@@ -201,9 +201,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per row after one warm-up")
     parser.add_argument("--threads", type=int, default=default_threads(),
                         help="torch and ONNX Runtime threads (default: the physical cores available)")
-    parser.add_argument("--out", type=Path, default=Path("results"))
+    add_output_options(parser, Path("results"))
     add_debug_option(parser)
     args = parser.parse_args(argv)
+    check_tables(args.out, ["birefnet_memory"], args.overwrite)
     console = Console(width=160)
     if "fp32" not in args.precisions:
         parser.error("--precisions must include fp32, the baseline")

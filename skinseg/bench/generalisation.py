@@ -46,7 +46,7 @@ from PIL import Image
 from rich.console import Console
 
 from skinseg.augment.context import VIEW_PREFIX, VIEWS
-from skinseg.bench import save_table
+from skinseg.bench import add_output_options, check_tables, save_table
 from skinseg.bench.protocol import DEFAULT_RECIPES as DEFAULT_PROTOCOL_RECIPES
 from skinseg.bench.protocol import run_protocol
 from skinseg.bench.recipes import PROJECT_ROOT, best_checkpoint, recipe_folder, train_recipe
@@ -206,7 +206,7 @@ def main(argv: list[str]) -> None:
                         help="classical rows for comparison (default: ycbcr hsv; --scenes: ycbcr hsv_ycbcr gmm, the "
                              "best on ccp and negatives)")
     parser.add_argument("--runs-dir", type=Path, default=PROJECT_ROOT / "logs" / "generalisation")
-    parser.add_argument("--out", type=Path, default=Path("results") / "generalisation")
+    add_output_options(parser, Path("results") / "generalisation")
     parser.add_argument("--workers", type=int, default=2, help="scoring processes")
     parser.add_argument("--view-images", type=int, default=50, help="images per validation view (--scenes)")
     parser.add_argument("--minutes", type=float, default=10.0,
@@ -222,6 +222,8 @@ def main(argv: list[str]) -> None:
     add_debug_option(parser)
     args = parser.parse_args(argv)
     recipes = {name: overrides for name, *overrides in args.recipe} if args.recipe else None
+    stem = f"holdout-{args.holdout}" if args.holdout else "scenes" if args.scenes else "protocol"
+    check_tables(args.out, [stem], args.overwrite)
     if not (args.scenes or args.holdout):
         if args.minutes <= 0 or args.probe_steps < 1 or any(size < 32 for size in args.infer_sizes):
             parser.error("--minutes must be > 0, --probe-steps >= 1 and --infer-sizes >= 32")

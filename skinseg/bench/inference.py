@@ -13,9 +13,10 @@ over rounds. A runtime whose time at the next size
 is predicted (quadratic in the side) or measured above `--budget` seconds is not run at
 larger sizes: its cells are left empty and the table says so. The machine (CPU, threads,
 library versions) heads the table, which is printed and written to `results/` as
-Markdown (`inference_time.md`) and CSV. Cells of an earlier run in that CSV that this run
-did not measure (other models or sizes) are kept, so `--models u2netp --sizes 256`
-refreshes those cells only; `--fresh` starts the table anew.
+Markdown (`inference_time.md`) and CSV. An earlier run's table there is replaced only with
+`--overwrite`, and then its cells that this run did not measure (other models or sizes) are
+kept, so `--models u2netp --sizes 256 --overwrite` refreshes those cells only; `--fresh`
+starts the table anew.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import psutil
 import torch
 from rich.console import Console
 
-from skinseg.bench import save_table
+from skinseg.bench import add_output_options, check_tables, save_table
 from skinseg.errors import ArgumentParser, add_debug_option, user_command
 from skinseg.export.onnx import INPUT_NAME, export_onnx, has_dynamic_size
 from skinseg.hardware import cpu_info, default_threads
@@ -252,10 +253,11 @@ def main(argv: list[str]) -> None:
                         help="torch and ONNX Runtime threads (default: the physical cores available)")
     parser.add_argument("--engines", nargs="*", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to build)")
-    parser.add_argument("--out", type=Path, default=Path("results"))
-    parser.add_argument("--fresh", action="store_true", help="drop the cells of earlier runs in --out")
+    add_output_options(parser, Path("results"))
+    parser.add_argument("--fresh", action="store_true", help="with --overwrite: drop the cells of earlier runs in --out")
     add_debug_option(parser)
     args = parser.parse_args(argv)
+    check_tables(args.out, ["inference_time"], args.overwrite)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=UserWarning)
     console = Console(width=160)

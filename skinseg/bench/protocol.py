@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from skinseg.evaluation import TONE_THIRDS, tone_thirds
 from skinseg.files import write_json
 
 HELD_OUT = {"ccp": "val", "hgr_subset": "all", "lfw_faces": "val"}  # dataset -> split scored
@@ -60,7 +61,6 @@ DEFAULT_RECIPES = {
     "unet pascal": ["model=unet", PASCAL, *MOBILENET],
     "deeplabv3 pascal": ["model=deeplabv3", PASCAL, *MOBILENET],
 }
-TONE_THIRDS = ("darkest", "middle", "lightest")
 
 
 @dataclass
@@ -116,16 +116,6 @@ def probe_recipe(run_dir: Path, overrides: Sequence[str], minutes: float, probe_
     write_json(path, {"overrides": list(overrides), "minutes": minutes, "step_seconds": probe.step_seconds,
                       "steps": probe.steps}, indent=2)
     return probe
-
-
-def tone_thirds(samples: Sequence[Any]) -> dict[str, str]:
-    """Stem -> "darkest" / "middle" / "lightest" third of the samples by the ITA of their labelled skin."""
-    from skinseg.data.io import read_image, read_mask
-    from skinseg.metrics import skin_tone_ita
-
-    angles = {sample.stem: skin_tone_ita(read_image(sample.image), read_mask(sample.mask)) for sample in samples}
-    ranked = sorted((angle, stem) for stem, angle in angles.items() if angle is not None)
-    return {stem: TONE_THIRDS[min(2, 3 * rank // len(ranked))] for rank, (_, stem) in enumerate(ranked)}
 
 
 def tone_figures(scores: Sequence[dict], thirds: dict[str, str]) -> dict[str, float]:

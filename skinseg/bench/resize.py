@@ -7,7 +7,7 @@ colour guided filter (`skinseg.inference.guided`, what skinseg's exports use). T
 one model at full resolution on the first N validation images of each dataset under
 `--data` with three settings: Lanczos in and out (the original's), training's interpolation
 in, and guided out, and prints mIoU@0.5, FPR and the median milliseconds per image of each,
-with the differences to the original's. Default model: the shipped U²NetP, fp32.
+with the differences to the original's. Default model: the shipped one, fp32.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from skinseg import metrics
-from skinseg.bench import save_table
+from skinseg.bench import add_output_options, check_tables, save_table
 from skinseg.data.folder import FolderIndex, Sample, dataset_folders, load_pair
 from skinseg.errors import ArgumentParser, MissingFileError, add_debug_option, user_command
 from skinseg.hardware import cpu_name
@@ -55,14 +55,15 @@ def cell(value) -> str:
 @user_command
 def main(argv: list[str]) -> None:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help=".onnx or .ckpt (default: the shipped U²NetP, fp32)")
+    parser.add_argument("--model", help=".onnx or .ckpt (default: the shipped model, fp32)")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("SKINSEG_DATA", "../shared/datasets")),
                         help="folder of folder datasets (default $SKINSEG_DATA, else ../shared/datasets)")
     parser.add_argument("--datasets", nargs="+", help="names under --data (default: all)")
     parser.add_argument("--images", type=int, default=40, help="first N val images per dataset (default 40)")
-    parser.add_argument("--out", type=Path, default=Path("results") / "bench")
+    add_output_options(parser, Path("results") / "bench")
     add_debug_option(parser)
     args = parser.parse_args(argv)
+    check_tables(args.out, ["resize"], args.overwrite)
     if args.images < 1:
         parser.error("--images must be >= 1")
 

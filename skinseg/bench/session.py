@@ -45,7 +45,7 @@ def photo(megapixels: float, small_skin: bool, seed: int = 0) -> np.ndarray:
 def main(argv: list[str]) -> None:
     from rich.console import Console
 
-    from skinseg.bench import median_seconds, save_table
+    from skinseg.bench import add_output_options, check_tables, median_seconds, save_table
     from skinseg.hardware import cpu_info, default_threads
     from skinseg.inference.session import Session
 
@@ -54,9 +54,10 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--megapixels", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--threads", type=int, help="ONNX Runtime threads (default: this process's cores)")
-    parser.add_argument("--out", type=Path, default=Path("results") / "bench")
+    add_output_options(parser, Path("results") / "bench")
     add_debug_option(parser)
     args = parser.parse_args(argv)
+    check_tables(args.out, ["session_time"], args.overwrite)
     if args.runs < 1 or args.megapixels <= 0:
         parser.error("--runs must be >= 1 and --megapixels > 0")
     threads = args.threads or default_threads()

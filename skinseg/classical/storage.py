@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 import skinseg
-from skinseg.errors import MissingFileError, OutputExistsError
-from skinseg.files import atomic_path
+from skinseg.errors import MissingFileError
+from skinseg.files import atomic_path, refuse_existing
 
 FORMAT_VERSION = 1
 SUFFIXES = (".json", ".npz")
@@ -76,10 +76,8 @@ def save_params(
     """
     path = Path(path)
     suffix = _check_suffix(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{path} already exists; choose another name or pass overwrite=True (--overwrite)"
-        )
+    if not overwrite:
+        refuse_existing([path], "choose another name or pass overwrite=True (--overwrite)")
     clashes = [key for key in values if key in _RESERVED]
     if clashes:
         raise ValueError(f"parameter names {clashes} are reserved")

@@ -227,6 +227,8 @@ class SkinDataModule(L.LightningDataModule):
         self.save_hyperparameters(logger=False)
         if batch_size < 1:
             raise UsageError(f"data.batch_size must be >= 1, got {batch_size}")
+        if not 0 <= val_fraction < 1:
+            raise UsageError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
         if num_workers == AUTO:
             self.num_workers = default_loader_workers()
             self.num_workers_reason = f"auto, for {default_threads()} cores"

@@ -29,9 +29,9 @@ from skinseg.checkpoints import TrainedNetwork, load_network
 from skinseg.data.folder import FolderIndex, Sample, dataset_folders, load_pair
 from skinseg.data.io import read_image
 from skinseg.data.transforms import resize_transforms
-from skinseg.errors import CheckFailedError, OutputExistsError, UsageError
+from skinseg.errors import CheckFailedError, UsageError
 from skinseg.export.onnx import export_onnx, has_dynamic_size, onnx_probabilities, required_opset
-from skinseg.files import sha256, staging_folder, write_json
+from skinseg.files import refuse_existing, sha256, staging_folder, write_json
 from skinseg.inference.processing import DEFAULT_UPSAMPLE, DEFAULT_ZOOM_BELOW
 from skinseg.metrics import confusion, false_positive_rate, iou_at_half, precision_recall_f1, soft_iou
 from skinseg.models.head import ProbabilityHead
@@ -369,10 +369,8 @@ def export_checkpoint(
     size = int(size or trained.hparams["input_size"])
     name = name or trained.hparams["net"]["name"]
     out_dir = Path(out_dir)
-    existing = [path for path in planned_files(out_dir, name, engines, not qat) if path.exists()]
-    if existing and not overwrite:
-        listing = ", ".join(str(path) for path in existing)
-        raise OutputExistsError(f"{listing} already exist(s); choose another --out/--name or pass --overwrite")
+    if not overwrite:
+        refuse_existing(planned_files(out_dir, name, engines, not qat), "choose another --out/--name or pass --overwrite")
 
     val_samples = checkpoint_samples(trained.run_config, "val", data_dirs)
     parity_inputs = model_inputs(val_samples[:parity_images], size, trained.resize_mode)

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from skinseg.errors import ArgumentParser, MissingFileError, OutputExistsError, add_debug_option, user_command
+from skinseg.files import refuse_existing
 
 
 def add_flops_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,8 +32,8 @@ def run_flops(args: argparse.Namespace) -> int:
 
     if args.out.is_dir():
         raise OutputExistsError(f"--out {args.out} is a folder; give the path of the Markdown file to write")
-    if args.out.exists() and not args.overwrite:
-        raise OutputExistsError(f"--out {args.out} exists; pass --overwrite to replace it, or another --out")
+    if not args.overwrite:
+        refuse_existing([args.out], "pass --overwrite to replace it, or another --out")
     rows = REFERENCE_ROWS
     if args.models:
         rows = [(model, size, args.mode) for model in args.models for size in (args.sizes or (320, 512, 1024))]

@@ -4,9 +4,9 @@ Exports the checkpoint to ONNX fp32 and int8 (post-training quantization for one
 x86 by default) with export.py's checks, refuses an int8 model that strays from its float
 model by more than `INT8_FLOAT_TOLERANCE`, and writes into `skinseg/inference/default_model/`:
 
-    u2netp_skin.onnx        fp32, what `Session()` and `python -m skinseg.predict` load
-    u2netp_skin.int8.onnx   int8 (QDQ), about 3x smaller and faster on CPUs with VNNI
-    u2netp_skin.json        export.py's card (parity, int8 deviations, hashes)
+    unet_skin.onnx        fp32, what `Session()` and `python -m skinseg.predict` load
+    unet_skin.int8.onnx   int8 (QDQ), about 3x smaller and faster on CPUs with VNNI
+    unet_skin.json        export.py's card (parity, int8 deviations, hashes)
     MODEL_CARD.md           data, recipe, figures, licence: what a user reads
 
 Files already there are replaced only with `--overwrite`.
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from skinseg.checkpoints import load_network
-from skinseg.errors import CheckFailedError, OutputExistsError, UsageError
+from skinseg.errors import CheckFailedError, UsageError
 from skinseg.export.checkpoint import dataset_table, export_checkpoint, figure
-from skinseg.files import staging_folder
+from skinseg.files import refuse_existing, staging_folder
 from skinseg.inference.processing import DEFAULT_ZOOM_BELOW
 from skinseg.inference.session import DEFAULT_MODEL_DIR, DEFAULT_MODEL_NAME
 
@@ -171,10 +171,8 @@ def ship_checkpoint(
     if eval_images == 0:
         raise UsageError("shipping checks int8 against fp32 on validation images: eval_images must be >= 1 or None")
     out_dir = Path(out_dir)
-    existing = [path for path in shipped_files(out_dir) if path.exists()]
-    if existing and not overwrite:
-        raise OutputExistsError(f"{', '.join(map(str, existing))} already exist(s); pass --overwrite to replace "
-                              "the shipped model")
+    if not overwrite:
+        refuse_existing(shipped_files(out_dir), "pass --overwrite to replace the shipped model")
     with staging_folder(out_dir, "ship") as work:
         card = export_checkpoint(checkpoint, work, DEFAULT_MODEL_NAME, size=size, data_dirs=data_dirs,
                                  engines=[engine], calibration_images=calibration_images, eval_images=eval_images,

@@ -16,7 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from skinseg.errors import ArgumentParser, OutputExistsError, UsageError, add_debug_option, user_command
+from skinseg.errors import ArgumentParser, UsageError, add_debug_option, user_command
+from skinseg.files import refuse_existing
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -64,8 +65,8 @@ def run_compare(args: argparse.Namespace, console: Console) -> None:
     from skinseg.figures.compare import compare_figure
     from skinseg.inference import create_predictor
 
-    if args.out.exists() and not args.overwrite:
-        raise OutputExistsError(f"{args.out} already exists; choose another --out or pass --overwrite")
+    if not args.overwrite:
+        refuse_existing([args.out], "choose another --out or pass --overwrite")
     if args.out.suffix.lower() not in (".jpg", ".jpeg", ".png"):
         raise UsageError(f"--out {args.out}: use a .jpg or .png file name")
     images = [path for item in args.images for path in list_images(item)]

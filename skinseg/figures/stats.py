@@ -28,8 +28,7 @@ import cv2
 import numpy as np
 
 from skinseg.data.io import DataError, read_image, read_mask
-from skinseg.errors import OutputExistsError
-from skinseg.files import save_figure
+from skinseg.files import refuse_existing, save_figure
 
 FIGURES = ("histograms_hsv.png", "histograms_ycbcr.png", "cbcr_planes.png", "hist2d_cb_cr.png")
 SKIN_COLOUR, OTHER_COLOUR, RANGE_COLOUR = "#d9822b", "#5b6b7a", "red"
@@ -247,9 +246,8 @@ def draw_stats(folders: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
 
     matplotlib.use("Agg")
     out_dir = Path(out_dir)
-    existing = [out_dir / name for name in FIGURES if (out_dir / name).exists()]
-    if existing and not overwrite:
-        raise OutputExistsError(f"{', '.join(map(str, existing))} already exist(s); choose another --out or --overwrite")
+    if not overwrite:
+        refuse_existing([out_dir / name for name in FIGURES], "choose another --out or pass --overwrite")
     sample = sample_pixels(folders, max_images, pixels_per_image, seed, workers)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [*draw_histograms(sample, out_dir), draw_planes(out_dir), draw_hist2d(sample, out_dir)]

@@ -1,7 +1,7 @@
 """One way to get a predictor for any model: `create_predictor(spec)`.
 
 A spec is a `.onnx` file (`Session`, ONNX Runtime), a `.ckpt` file (`TorchSession`), a
-classical method's name (`skinseg.classical`), or None for the shipped U²NetP. predict,
+classical method's name (`skinseg.classical`), or None for the shipped model. predict,
 evaluate.py, the figures and the export checks all get their predictors here.
 """
 
@@ -50,7 +50,7 @@ def create_predictor(
 
     Args:
         model: a .onnx file (Session), a .ckpt file (TorchSession), a classical method name,
-            or None: the shipped U²NetP.
+            or None: the shipped skin segmenter.
         size, letterbox, normalize, threads, tile, overlap, upsample, zoom, zoom_below: network
             options (None: the model's; zoom: the small-skin pass, see `Predictor`).
         postprocess: open + Gaussian clean-up.

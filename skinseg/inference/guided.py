@@ -1,6 +1,6 @@
 """Guided upsampling of a network's probability map to the image's size (numpy and OpenCV only).
 
-A network sees the photo at its input side (320 px for the shipped U²NetP), so resizing its
+A network sees the photo at its input side (256 px for the shipped U-Net), so resizing its
 output back to a 550x825 street photo blurs every boundary by about 2.6 image pixels: thin
 arms, fingers and hairlines are lost. The colour guided filter (He, Sun and Tang, "Guided
 Image Filtering", 2010/2013) instead fits, in each window, the probability as a linear

@@ -12,7 +12,7 @@ import os
 import statistics
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,16 +22,58 @@ import onnxruntime as ort
 from skinseg.errors import MissingFileError, NotAModelError, UsageError
 from skinseg.files import write_json
 from skinseg.hardware import AUTO, cpu_info, default_threads
-from skinseg.inference.processing import Predictor
+from skinseg.inference.processing import UPSAMPLE_MODES, Predictor
+from skinseg.resize import RESIZE_MODES
 
 DEFAULT_SIZE = 320
 SIZE_KEY, RESIZE_KEY, UPSAMPLE_KEY = "skinseg.input_size", "skinseg.resize", "skinseg.upsample"
 ZOOM_KEY, ZOOM_BELOW_KEY = "skinseg.zoom", "skinseg.zoom_below"
-# The skin segmenter shipped in the package (`python export.py ship`): U²NetP trained on the public data
+# A file's metadata is data from elsewhere: it may choose these settings only within bounds
+# (BiRefNet runs at 1728 px; a larger side is a crafted or broken file, not a model of ours).
+MAX_METADATA_SIZE, MAX_METADATA_ZOOM = 4096, 4.0
+# The skin segmenter shipped in the package (`python export.py ship`): U-Net on the PASCAL DeepLabV3-MobileNetV2
+# encoder, trained on the seven public datasets (experiment=unet_skin)
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
-DEFAULT_MODEL_NAME = "u2netp_skin"
+DEFAULT_MODEL_NAME = "unet_skin"
 
 Provider = str | tuple[str, dict]
+
+
+def metadata_settings(path: Path, metadata: dict[str, str]) -> dict[str, object]:
+    """The Session settings an exported file's ONNX metadata holds, each checked against its rule.
+
+    Returns:
+        Those of size, resize, upsample, zoom and zoom_below that the metadata sets.
+
+    Raises:
+        NotAModelError: a value outside its rule; the message names the file, key and value.
+    """
+
+    def number(key: str, kind: type, valid: Callable[[float], bool], rule: str) -> None:
+        try:
+            value = kind(metadata[key])
+        except ValueError:
+            value = None
+        if value is None or not valid(value):
+            raise NotAModelError(f"{path}: ONNX metadata {key}={metadata[key]!r} must be {rule}; re-export "
+                                 "the model with export.py, or pass the setting to Session")
+        settings[key.removeprefix("skinseg.").replace("input_", "")] = value
+
+    settings: dict[str, object] = {}
+    if SIZE_KEY in metadata:
+        number(SIZE_KEY, int, lambda side: 1 <= side <= MAX_METADATA_SIZE, f"an input side of 1 to {MAX_METADATA_SIZE} px")
+    if ZOOM_KEY in metadata:
+        number(ZOOM_KEY, float, lambda zoom: zoom == 0 or 1 < zoom <= MAX_METADATA_ZOOM,
+               f"0 (no small-skin pass) or a factor in (1, {MAX_METADATA_ZOOM:g}]")
+    if ZOOM_BELOW_KEY in metadata:
+        number(ZOOM_BELOW_KEY, float, lambda share: 0 < share <= 1, "a share of the frame in (0, 1]")
+    for key, modes in ((RESIZE_KEY, RESIZE_MODES), (UPSAMPLE_KEY, UPSAMPLE_MODES)):
+        if key in metadata:
+            if metadata[key] not in modes:
+                raise NotAModelError(f"{path}: ONNX metadata {key}={metadata[key]!r} must be one of {modes}; "
+                                     "re-export the model with export.py, or pass the setting to Session")
+            settings[key.removeprefix("skinseg.")] = metadata[key]
+    return settings
 
 
 def select_providers(providers: Sequence[Provider] | None) -> list[Provider]:
@@ -78,7 +120,7 @@ def open_onnx(path: Path, options: ort.SessionOptions, providers: list[Provider]
 
 
 def default_model_path(precision: str = "fp32") -> Path:
-    """The shipped model's ONNX file: "fp32" (`u2netp_skin.onnx`) or "int8" (`u2netp_skin.int8.onnx`).
+    """The shipped model's ONNX file: "fp32" (`unet_skin.onnx`) or "int8" (`unet_skin.int8.onnx`).
 
     Its card is `default_model/MODEL_CARD.md` (data, recipe, figures, licence).
 
@@ -156,7 +198,7 @@ def int8_agreement(card: dict) -> tuple[bool, str]:
 
 
 def shipped_card() -> dict:
-    """The shipped model's card (`u2netp_skin.json`, written by `python export.py ship`)."""
+    """The shipped model's card (`unet_skin.json`, written by `python export.py ship`)."""
     return json.loads((DEFAULT_MODEL_DIR / f"{DEFAULT_MODEL_NAME}.json").read_text())
 
 
@@ -223,7 +265,7 @@ class Session(Predictor):
     resolution (`skinseg.inference.predict_tiled`).
 
     Args:
-        model_path: the .onnx file; None: the shipped U²NetP (`default_model_path()`).
+        model_path: the .onnx file; None: the shipped skin segmenter (`default_model_path()`).
         precision: for the shipped model only: "fp32", "int8" or "auto" (the faster one
             on this machine where int8 agrees with fp32: `choose_shipped_precision`).
             `.description` says which file runs and why.
@@ -287,23 +329,23 @@ class Session(Predictor):
         self.input_name = model_input.name
         batch, _, height, width = model_input.shape
         self.single_batch = batch == 1
-        metadata = self.session.get_modelmeta().custom_metadata_map
+        metadata = metadata_settings(path, self.session.get_modelmeta().custom_metadata_map)
         if isinstance(height, int) and isinstance(width, int):
             if height != width:
                 raise UsageError(f"{path}: fixed input {height}x{width} is not square, as Session needs")
             if size is not None and size != height:
                 raise UsageError(f"{path} has a fixed input size {height}; size={size} cannot be used")
             self.fixed_size = size = height
-        elif size is None and SIZE_KEY in metadata:
-            size = int(metadata[SIZE_KEY])
+        elif size is None and "size" in metadata:
+            size = metadata["size"]
         elif size is None:
             message = f"{path}: no '{SIZE_KEY}' in the ONNX metadata; using size={DEFAULT_SIZE} (pass size=)"
             warnings.warn(message, stacklevel=2)
             size = DEFAULT_SIZE
-        self._configure(size, resize or metadata.get(RESIZE_KEY, "squash"), normalize, postprocess,
-                        upsample or metadata.get(UPSAMPLE_KEY, "lanczos"),
-                        float(metadata.get(ZOOM_KEY, 0)) if zoom is None else zoom,
-                        zoom_below if zoom_below is not None else metadata.get(ZOOM_BELOW_KEY))
+        self._configure(size, resize or metadata.get("resize", "squash"), normalize, postprocess,
+                        upsample or metadata.get("upsample", "lanczos"),
+                        metadata.get("zoom", 0.0) if zoom is None else zoom,
+                        zoom_below if zoom_below is not None else metadata.get("zoom_below"))
 
     @property
     def providers(self) -> list[str]:
