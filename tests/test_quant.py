@@ -135,3 +135,23 @@ def test_qat_callback_rejects_bad_settings(cfg_factory):
     cfg = cfg_factory(["qat=x86", "trainer.precision=bf16-mixed", "trainer.max_epochs=1", *DEMO, *TINY["u2netp"]])
     with pytest.raises(ValueError, match="precision=32"):
         train(cfg)
+
+
+def test_the_layers_that_read_the_image_stay_in_float():
+    """MobileNetV2's stem and first block read the colours skin is told by: int8 keeps them (and logits) in float."""
+    from torch.ao.nn import quantized as nnq
+
+    from skinseg.models import create_model
+    from skinseg.quant.fx import calibrate, convert, float_layers, prepare_ptq
+
+    net = create_model(name="unet", width_mult=0.5, decoder_channels=[16, 8, 8, 8]).eval()
+    kept = float_layers(net)
+    assert {"encoder.features.0", "encoder.features.1", "classifier"} <= set(kept)
+    assert not any(name.startswith("encoder.features.2") for name in kept)
+    prepared = prepare_ptq(net, "x86", 64)
+    calibrate(prepared, [torch.rand(2, 3, 64, 64)])
+    quantized = convert(prepared, "x86")
+    int8_convs = [module for module in quantized.modules() if isinstance(module, nnq.Conv2d)]
+    assert int8_convs and all(conv.in_channels != 3 for conv in int8_convs)  # the stem's 3-channel conv is float
+    with quantized_engine("x86"), torch.no_grad():
+        assert quantized(torch.rand(1, 3, 64, 64)).shape == (1, 1, 64, 64)

@@ -15,6 +15,7 @@ Existing files are never replaced unless `overwrite=True`.
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -95,6 +96,16 @@ def checkpoint_samples(run_config: dict, split: str, data_dirs: Sequence[str] | 
         for name, folder in folders
         for sample in FolderIndex(folder, name=name, val_fraction=val_fraction, resize_masks=resize_masks).split(split)
     ]
+
+
+def interleave_datasets(samples: Sequence[Sample]) -> list[Sample]:
+    """The samples reordered round robin over their datasets (each dataset's order kept), so that
+    the first N cover every dataset: int8 ranges calibrated on faces alone clip scenes."""
+    by_dataset: dict[str, list[Sample]] = {}
+    for sample in samples:
+        by_dataset.setdefault(sample.dataset, []).append(sample)
+    rounds = itertools.zip_longest(*by_dataset.values())
+    return [sample for round_ in rounds for sample in round_ if sample is not None]
 
 
 def model_inputs(samples: Sequence[Sample], size: int, resize_mode: str) -> np.ndarray:
@@ -376,7 +387,8 @@ def export_checkpoint(
     parity_inputs = model_inputs(val_samples[:parity_images], size, trained.resize_mode)
     calibration = np.zeros((0, 3, size, size), np.float32)
     if engines and not qat:
-        train_samples = checkpoint_samples(trained.run_config, "train", data_dirs)[:calibration_images]
+        train_samples = interleave_datasets(checkpoint_samples(trained.run_config, "train", data_dirs))
+        train_samples = train_samples[:calibration_images]
         if not train_samples:
             raise UsageError("post-training quantization needs calibration images: calibration_images >= 1 and "
                              "a training split")
@@ -387,7 +399,7 @@ def export_checkpoint(
         files, card_onnx, int8 = export_verified(trained, work, name, size, engines, parity_inputs, calibration,
                                                  report, small_skin)
         evaluation: dict[str, Any] = {}
-        eval_samples = val_samples if eval_images is None else val_samples[:eval_images]
+        eval_samples = val_samples if eval_images is None else interleave_datasets(val_samples)[:eval_images]
         if engines and eval_samples:
             from skinseg.inference.factory import create_predictor
 

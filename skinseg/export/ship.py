@@ -102,6 +102,8 @@ def model_card_markdown(card: dict[str, Any], notes: str = "") -> str:
         "|---|---:|---|",
         *[f"| {name} | {info['bytes']:,} | `{info['sha256'][:16]}…` |" for name, info in card["files"].items()],
         "",
+        # the notes first: they hold the figures on photos the model never saw, which come before in-domain ones
+        *(["## Notes", "", notes.strip(), ""] if notes else []),
         "## Training data",
         "",
         *[f"- `{name}`: {CITATIONS.get(name, 'user dataset')}" for name in trained_on],
@@ -133,13 +135,14 @@ def model_card_markdown(card: dict[str, Any], notes: str = "") -> str:
             lines.append(f"| {label} | {figure(scores['miou'])} | {figure(scores['miou_at_half'])} | "
                          f"{scores['mean_abs_diff']:.4f} | {scores['same_decision']:.2%} |")
         header, rows = dataset_table(evaluation)
+        for row in rows:  # data.train_on_val: its "validation" figures are in-domain training figures
+            if row[0] in training.get("train_on_val", []):
+                row[0] += " (val trained on)"
         if rows:
             lines += ["", "Per dataset at full resolution (mIoU@0.5 and mean F1 over the images with skin; FPR: "
                       "the mean share of non-skin pixels called skin, on `negatives` the share of each scene):",
                       "", f"| {' | '.join(header)} |", f"|---|{'---:|' * (len(header) - 1)}",
                       *(f"| {' | '.join(row)} |" for row in rows)]
-    if notes:
-        lines += ["", "## Notes", "", notes.strip()]
     lines += ["", "## Licence", "", LICENCE, ""]
     return "\n".join(lines)
 

@@ -95,6 +95,8 @@ class MobileNetV2Encoder(nn.Module):
                 block.conv[1][0].dilation = (2, 2)
                 block.conv[1][0].padding = (2, 2)
         self.output_stride = output_stride
+        for block in self.features[:2]:  # the stem and first block: int8 keeps them in float (skinseg.quant.fx)
+            block.reads_colour = True
         self.channels = tuple(self._block_channels(self.features[end]) for end in self.stage_ends)
 
     @staticmethod

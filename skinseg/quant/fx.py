@@ -79,25 +79,29 @@ def check_quantizable(net: nn.Module) -> None:
         )
 
 
-def logit_layers(net: nn.Module) -> list[str]:
-    """Modules kept in float: convolutions with one output channel (they produce logits) and
-    modules marked `operates_on_logits` (e.g. U²Net's side alignment before the fuse conv)."""
+def float_layers(net: nn.Module) -> list[str]:
+    """Modules kept in float: convolutions with one output channel (they produce logits), modules
+    marked `operates_on_logits` (e.g. U²Net's side alignment before the fuse conv) and modules
+    marked `reads_colour` (an encoder's first layers: 8-bit activations of the normalised image
+    lose the colour differences skin is told by; for the shipped U-Net, mean |Δp| from fp32 on
+    70 val images 0.0097 with its stem in int8, 0.0041 with it in float)."""
     return [
         name
         for name, module in net.named_modules()
-        if (isinstance(module, nn.Conv2d) and module.out_channels == 1) or getattr(module, "operates_on_logits", False)
+        if (isinstance(module, nn.Conv2d) and module.out_channels == 1)
+        or getattr(module, "operates_on_logits", False) or getattr(module, "reads_colour", False)
     ]
 
 
 def qconfig_mapping(net: nn.Module, engine: str, qat: bool):
-    """torch's default (QAT or PTQ) qconfig mapping for `engine`, with the logit layers in float."""
+    """torch's default (QAT or PTQ) qconfig mapping for `engine`, with the `float_layers` in float."""
     from torch.ao.quantization import get_default_qat_qconfig_mapping, get_default_qconfig_mapping
 
     check_engine(engine)
     check_quantizable(net)
     with quiet_quantization():
         mapping = get_default_qat_qconfig_mapping(engine) if qat else get_default_qconfig_mapping(engine)
-    for name in logit_layers(net):
+    for name in float_layers(net):
         mapping.set_module_name(name, None)
     return mapping
 
