@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -48,31 +49,27 @@ def metadata_settings(path: Path, metadata: dict[str, str]) -> dict[str, object]
     Raises:
         NotAModelError: a value outside its rule; the message names the file, key and value.
     """
-
-    def number(key: str, kind: type, valid: Callable[[float], bool], rule: str) -> None:
+    rules: dict[str, tuple[str, type, Callable[[Any], bool], str]] = {
+        "size": (SIZE_KEY, int, lambda side: 1 <= side <= MAX_METADATA_SIZE,
+                 f"an input side of 1 to {MAX_METADATA_SIZE} px"),
+        "zoom": (ZOOM_KEY, float, lambda zoom: zoom == 0 or 1 < zoom <= MAX_METADATA_ZOOM,
+                 f"0 (no small-skin pass) or a factor in (1, {MAX_METADATA_ZOOM:g}]"),
+        "zoom_below": (ZOOM_BELOW_KEY, float, lambda share: 0 < share <= 1, "a share of the frame in (0, 1]"),
+        "resize": (RESIZE_KEY, str, lambda mode: mode in RESIZE_MODES, f"one of {RESIZE_MODES}"),
+        "upsample": (UPSAMPLE_KEY, str, lambda mode: mode in UPSAMPLE_MODES, f"one of {UPSAMPLE_MODES}"),
+    }
+    settings: dict[str, object] = {}
+    for setting, (key, parse, valid, rule) in rules.items():
+        if key not in metadata:
+            continue
         try:
-            value = kind(metadata[key])
+            value = parse(metadata[key])
         except ValueError:
             value = None
         if value is None or not valid(value):
             raise NotAModelError(f"{path}: ONNX metadata {key}={metadata[key]!r} must be {rule}; re-export "
                                  "the model with export.py, or pass the setting to Session")
-        settings[key.removeprefix("skinseg.").replace("input_", "")] = value
-
-    settings: dict[str, object] = {}
-    if SIZE_KEY in metadata:
-        number(SIZE_KEY, int, lambda side: 1 <= side <= MAX_METADATA_SIZE, f"an input side of 1 to {MAX_METADATA_SIZE} px")
-    if ZOOM_KEY in metadata:
-        number(ZOOM_KEY, float, lambda zoom: zoom == 0 or 1 < zoom <= MAX_METADATA_ZOOM,
-               f"0 (no small-skin pass) or a factor in (1, {MAX_METADATA_ZOOM:g}]")
-    if ZOOM_BELOW_KEY in metadata:
-        number(ZOOM_BELOW_KEY, float, lambda share: 0 < share <= 1, "a share of the frame in (0, 1]")
-    for key, modes in ((RESIZE_KEY, RESIZE_MODES), (UPSAMPLE_KEY, UPSAMPLE_MODES)):
-        if key in metadata:
-            if metadata[key] not in modes:
-                raise NotAModelError(f"{path}: ONNX metadata {key}={metadata[key]!r} must be one of {modes}; "
-                                     "re-export the model with export.py, or pass the setting to Session")
-            settings[key.removeprefix("skinseg.")] = metadata[key]
+        settings[setting] = value
     return settings
 
 
