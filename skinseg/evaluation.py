@@ -324,6 +324,11 @@ def tone_thirds(samples: Sequence[Sample]) -> dict[str, str]:
     return {stem: TONE_THIRDS[min(2, 3 * rank // len(ranked))] for rank, (_, stem) in enumerate(ranked)}
 
 
+def tone_table_name(dataset: str, third: str) -> str:
+    """The results table of one skin-tone third of a dataset: "lfw_faces, darkest skin-tone third"."""
+    return f"{dataset}, {third} skin-tone third"
+
+
 def tone_tables(results: dict[str, list[dict]], thirds: dict[str, dict[str, str]]) -> dict[str, dict[str, dict]]:
     """Tables like `summarise_results`' for each skin-tone third of the datasets in `thirds`.
 
@@ -340,7 +345,7 @@ def tone_tables(results: dict[str, list[dict]], thirds: dict[str, dict[str, str]
             for label, scores in results.items():
                 subset = [s for s in scores if s["dataset"] == dataset and by_stem.get(s["stem"]) == third]
                 if subset:
-                    tables.setdefault(f"{dataset}, {third} skin-tone third", {})[label] = metrics.summarise(subset)
+                    tables.setdefault(tone_table_name(dataset, third), {})[label] = metrics.summarise(subset)
     return tables
 
 

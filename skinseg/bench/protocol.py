@@ -35,9 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from skinseg.evaluation import TONE_THIRDS, tone_thirds
+from skinseg.evaluation import TONE_THIRDS, tone_table_name, tone_tables, tone_thirds
 from skinseg.files import write_json
 
 HELD_OUT = {"ccp": "val", "hgr_subset": "all", "lfw_faces": "val"}  # dataset -> split scored
@@ -118,11 +116,10 @@ def probe_recipe(run_dir: Path, overrides: Sequence[str], minutes: float, probe_
     return probe
 
 
-def tone_figures(scores: Sequence[dict], thirds: dict[str, str]) -> dict[str, float]:
-    """mIoU@0.5 of each skin-tone third of TONE_DATASET's images, and the lightest minus the darkest."""
-    by_third = {third: [s["iou50"] for s in scores if s["dataset"] == TONE_DATASET and thirds.get(s["stem"]) == third]
-                for third in TONE_THIRDS}
-    figures = {third: float(np.mean(values)) if values else None for third, values in by_third.items()}
+def tone_figures(tone: dict[str, dict[str, dict]], label: str) -> dict[str, float | None]:
+    """mIoU@0.5 of each skin-tone third of TONE_DATASET's images (`tone_tables`), and the lightest minus the darkest."""
+    figures = {third: tone.get(tone_table_name(TONE_DATASET, third), {}).get(label, {}).get("miou50")
+               for third in TONE_THIRDS}
     if figures["lightest"] is not None and figures["darkest"] is not None:
         figures["gap"] = figures["lightest"] - figures["darkest"]
     else:
@@ -209,10 +206,11 @@ def run_protocol(args: Any, recipes: dict[str, list[str]]) -> list[dict]:
     methods, _ = classical_entries(args.methods)
     scores = evaluate([row["entry"] for row in trained] + methods, samples, cache_dir, workers=args.workers)
     tables = summarise_results(scores)
+    tone = tone_tables(scores, {TONE_DATASET: thirds})
     rows = []
     for row in [*trained, *({"recipe": method.label, "entry": method} for method in methods)]:
         label = row["entry"].label
-        rows.append({**row, "figures": row_figures(tables, tone_figures(scores[label], thirds), label)})
+        rows.append({**row, "figures": row_figures(tables, tone_figures(tone, label), label)})
     header = (f"Held-out protocol: trained on {', '.join(TRAINED_ON)}; never on ccp, hgr_subset or lfw_faces. "
               f"Full-resolution mIoU@0.5 on ccp val, all of hgr_subset and lfw_faces val (its thirds by skin "
               f"tone), then in-domain val. Each recipe trained {args.minutes:g} min of steps (probed) on "
