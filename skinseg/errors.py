@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import errno
 import functools
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 EXIT_USER_ERROR = 2
 
@@ -98,11 +99,55 @@ def add_debug_option(parser) -> None:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with the commands' error rule: a bad argument is one `error:` line and exit code 2 (no usage block)."""
+    """argparse with the commands' error rule: a bad argument is one `error:` line and exit code 2 (no usage block).
+
+    Without `prog`, a module run with `python -m` is named the way it was started.
+    """
+
+    def __init__(self, *args, **kwargs):
+        main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        if "prog" not in kwargs and main_spec is not None and main_spec.name:
+            kwargs["prog"] = f"python -m {main_spec.name.removesuffix('.__main__')}"
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(EXIT_USER_ERROR)
+
+
+def checked(parse: Callable[[str], T], valid: Callable[[Any], bool], rule: str) -> Callable[[str], T]:
+    """An argparse `type`: parses a value and refuses one outside `rule` (or not finite) in one line.
+
+    Args:
+        parse: `int`, `float`, ... applied to the argument's text.
+        valid: the rule, on the parsed value.
+        rule: the rule in words, e.g. "a whole number >= 1"; the error reads "'0': must be RULE".
+    """
+
+    def convert(text: str) -> T:
+        try:
+            value = parse(text)
+        except ValueError:
+            value = None
+        if value is None or (isinstance(value, float) and not math.isfinite(value)) or not valid(value):
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {rule}")
+        return value
+
+    return convert
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse `type` for a whole number >= `low` (counts, sizes, repeats)."""
+    return checked(int, lambda value: value >= low, f"a whole number >= {low}")
+
+
+positive_float = checked(float, lambda value: value > 0, "a number > 0")
+
+
+def thread_count(text: str) -> int:
+    """An argparse `type` for a CPU thread count: 1 to the CPUs this machine has (more only slows it down)."""
+    cpus = os.cpu_count() or 1
+    return checked(int, lambda value: 1 <= value <= cpus, f"a thread count from 1 to {cpus} (this machine's CPUs)")(text)
 
 
 def user_command(main: Callable[[Sequence[str]], T]) -> Callable[[Sequence[str] | None], T]:

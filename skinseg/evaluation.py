@@ -426,6 +426,10 @@ def run(cfg) -> dict[str, Any]:
     if not entries:
         raise UsageError("nothing to evaluate: set methods=[...] and/or checkpoints=[...]")
     folders = dataset_folders(cfg.data.root, cfg.data.get("datasets"), cfg.data.get("demo"))
+    unknown = [name for name in cfg.get("tones") or [] if name not in dict(folders)]
+    if unknown:
+        raise UsageError(f"tones={unknown}: not among the datasets evaluated ({', '.join(dict(folders))}); "
+                         "name datasets of data.datasets")
     samples = [
         sample
         for name, folder in folders

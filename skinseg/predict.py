@@ -24,9 +24,19 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from skinseg.data.io import DataError, list_images, read_image, save_png
-from skinseg.errors import ArgumentParser, UsageError, add_debug_option, user_command
+from skinseg.errors import (
+    ArgumentParser,
+    UsageError,
+    add_debug_option,
+    at_least,
+    checked,
+    thread_count,
+    user_command,
+)
 from skinseg.inference.factory import create_predictor
-from skinseg.inference.processing import cutout
+from skinseg.inference.processing import SETTING_RULES, cutout
+
+MIN_TILE = 32  # the networks downsample by up to 32; a smaller tile is mostly padding
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -38,30 +48,32 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="the shipped model's file: auto (the faster here, where int8 agrees with fp32), "
                              "fp32 or int8")
     parser.add_argument("--cutout", action="store_true", help="also write STEM_cutout.png (RGBA)")
-    parser.add_argument("--tile", type=int, help="tiled inference at native resolution with this tile side")
-    parser.add_argument("--overlap", type=int, help="tile overlap in pixels (default: 64, at most tile/4)")
-    parser.add_argument("--size", type=int, help="network input side (default: the model's)")
+    parser.add_argument("--tile", type=at_least(MIN_TILE), help="tiled inference at native resolution with this tile side")
+    parser.add_argument("--overlap", type=at_least(0), help="tile overlap in pixels (default: 64, at most tile/4)")
+    parser.add_argument("--size", type=checked(*SETTING_RULES["size"]), help="network input side (default: the model's)")
     parser.add_argument("--letterbox", action="store_true", help="keep the aspect ratio (default: model's)")
     parser.add_argument("--normalize", choices=("minmax", "none"),
                         help="min-max rescale each mask (default: minmax for .onnx, none for .ckpt)")
     parser.add_argument("--upsample", choices=("guided", "lanczos"),
                         help="resize back to the image: guided (edges follow the image's; skinseg's exports) "
                              "or lanczos (the original's); default: the model's")
-    parser.add_argument("--zoom", type=float,
+    parser.add_argument("--zoom", type=checked(*SETTING_RULES["zoom"]),
                         help="small-skin pass: when the largest skin region is under --zoom-below of the frame, "
                              "run again at this many times the input side (0: off; default: the model's)")
-    parser.add_argument("--zoom-below", type=float, help="largest skin region share that triggers --zoom")
+    parser.add_argument("--zoom-below", type=checked(*SETTING_RULES["zoom_below"]), help="largest skin region share that triggers --zoom")
     parser.add_argument("--postprocess", action="store_true", help="open (3x3 ellipse), Gaussian 9x9 σ 2")
-    parser.add_argument("--threads", type=int,
+    parser.add_argument("--threads", type=thread_count,
                         help="CPU threads for the model (default: the physical cores this process may use)")
     parser.add_argument("--overwrite", action="store_true",
                         help="redo images whose outputs exist (default: keep them, so a rerun resumes)")
     add_debug_option(parser)
     args = parser.parse_args(argv)
+    if args.overlap is not None and args.tile is None:
+        parser.error("--overlap is the overlap of --tile's tiles; give --tile too")
     if args.overlap is None:
         args.overlap = min(64, (args.tile or 0) // 4)
-    if args.tile is not None and not 0 <= args.overlap < args.tile:
-        parser.error(f"--tile {args.tile} --overlap {args.overlap}: need 0 <= overlap < tile")
+    if args.tile is not None and args.overlap >= args.tile:
+        parser.error(f"--tile {args.tile} --overlap {args.overlap}: the overlap must be smaller than the tile")
     return args
 
 

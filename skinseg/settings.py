@@ -17,7 +17,7 @@ from typing import Any
 
 from skinseg.errors import UsageError
 
-__all__ = ["TRAINER_RULES", "check_setting_ranges", "check_setting_types"]
+__all__ = ["RUN_RULES", "TRAINER_RULES", "check_setting_ranges", "check_setting_types"]
 
 _SEQUENCES = (list, tuple, collections.abc.Sequence, collections.abc.Iterable)
 _MAPPINGS = (dict, collections.abc.Mapping)
@@ -127,6 +127,12 @@ TRAINER_RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
     "num_sanity_val_steps": (_none_or(lambda n: n >= -1), ">= -1 or null"),
 }
 
+# train.py's own top-level settings (Lightning would replace an out-of-range seed with a random one)
+RUN_RULES: dict[str, tuple[typing.Callable[[Any], bool], str]] = {
+    "seed": (lambda n: n is None or (type(n) is int and 0 <= n < 2**32), "a whole number from 0 to 2**32 - 1, or null"),
+    "test": (lambda flag: isinstance(flag, bool), "true or false"),
+}
+
 
 def check_setting_ranges(settings: Mapping[str, Any], prefix: str,
                          rules: Mapping[str, tuple[typing.Callable[[Any], bool], str]]) -> None:
@@ -137,4 +143,4 @@ def check_setting_ranges(settings: Mapping[str, Any], prefix: str,
     """
     for key, (valid, rule) in rules.items():
         if key in settings and not valid(settings[key]):
-            raise UsageError(f"{prefix}.{key} must be {rule}, got {settings[key]!r}")
+            raise UsageError(f"{prefix + '.' if prefix else ''}{key} must be {rule}, got {settings[key]!r}")

@@ -22,7 +22,7 @@ from skinseg.checkpoints import check_resume_checkpoint
 from skinseg.errors import OutputExistsError, UsageError
 from skinseg.files import atomic_path, remove_stale_temporaries
 from skinseg.hardware import AUTO, PrecisionChoice, cpu_info, default_threads, resolve_precision
-from skinseg.settings import TRAINER_RULES, check_setting_ranges, check_setting_types
+from skinseg.settings import RUN_RULES, TRAINER_RULES, check_setting_ranges, check_setting_types
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def resolve_hardware(cfg: DictConfig) -> dict[str, str]:
     decision with its reason, for the log and the summary.
 
     Raises:
-        ValueError: `threads` is neither "auto" nor a positive integer.
+        UsageError: `threads` is neither "auto" nor 1 to the CPU count.
     """
     qat = "qat" in (cfg.get("callbacks") or {})
     choice: PrecisionChoice = resolve_precision(
@@ -145,10 +145,11 @@ def resolve_hardware(cfg: DictConfig) -> dict[str, str]:
     threads = cfg.get("threads", AUTO)
     if threads in (None, AUTO):
         threads, why_threads = default_threads(), "the physical cores available to this process"
-    elif isinstance(threads, int) and not isinstance(threads, bool) and threads > 0:
+    elif type(threads) is int and 1 <= threads <= (os.cpu_count() or 1):
         why_threads = "set explicitly"
     else:
-        raise UsageError(f"threads must be 'auto' or a positive integer, got {threads!r}")
+        raise UsageError(f"threads must be 'auto' or 1 to {os.cpu_count()} (this machine's CPUs; more only slow "
+                         f"it down), got {threads!r}")
     torch.set_num_threads(threads)
     with open_dict(cfg):
         cfg.trainer.precision = choice.precision
@@ -206,8 +207,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         check_output_dir(cfg.paths.output_dir, cfg.get("ckpt_path"))
     if cfg.get("ckpt_path"):
         check_resume_checkpoint(cfg.ckpt_path)
+    check_setting_ranges({key: cfg[key] for key in RUN_RULES if key in cfg}, "", RUN_RULES)
     check_setting_types(OmegaConf.to_container(cfg.data, resolve=True), "data")
     datamodule = instantiate(cfg.data, _convert_="all")  # its settings checked before anything is logged
+    datamodule.folders()  # and its folders
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True, verbose=False)  # logged below with the hardware choices
     hardware = resolve_hardware(cfg)  # trainer.precision "auto" resolved before its type is checked

@@ -162,7 +162,11 @@ def test_values_of_the_wrong_type_or_range_are_refused_before_anything_runs(tmp_
              "data.batch_size=2.5": "data.batch_size must be an integer, got 2.5",
              "trainer.check_val_every_n_epoch=0": "trainer.check_val_every_n_epoch must be >= 1 or null, got 0",
              "trainer.gradient_clip_val=-1": "trainer.gradient_clip_val must be >= 0 or null, got -1",
-             "data.val_fraction=1.5": "data.val_fraction must be in [0, 1), got 1.5"}
+             "data.val_fraction=1.5": "data.val_fraction must be in [0, 1), got 1.5",
+             "seed=abc": "seed must be a whole number from 0 to 2**32 - 1, or null, got 'abc'",
+             "seed=-1": "got -1",  # Lightning would train with a random seed instead
+             "test=maybe": "test must be true or false, got 'maybe'",
+             "threads=100000": "threads must be 'auto' or 1 to"}
     if not torch.cuda.is_available():
         cases["trainer=gpu"] = "trainer: No supported gpu backend found!"
     for override, message in cases.items():
@@ -233,7 +237,76 @@ def test_augment_refuses_a_negative_worker_count(folder_dataset, tmp_path, capsy
     from .conftest import exit_2_message
 
     error = exit_2_message(augment_main, [str(folder_dataset), str(tmp_path / "out"), "--workers", "-1"], capsys)
-    assert error.count("\n") == 1 and "--workers must be >= 1" in error and not (tmp_path / "out").exists()
+    assert error.count("\n") == 1 and "--workers: '-1': must be a whole number >= 1" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_gallery_never_replaces_a_file_and_wants_the_images_own_mask(folder_dataset, capsys):
+    from skinseg.augment.materialise import main as augment_main
+
+    from .conftest import exit_2_message
+
+    image, mask = folder_dataset / "images" / "img00.png", folder_dataset / "masks" / "img00.png"
+    before = snapshot(folder_dataset)
+    error = exit_2_message(augment_main, ["--gallery", str(image), str(mask), str(image)], capsys)
+    assert error.count("\n") == 1 and f"{image} already exists" in error and "--overwrite" in error
+    other_mask = folder_dataset / "masks" / "img09.png"  # 9 rows taller (grow=1)
+    error = exit_2_message(augment_main, ["--gallery", str(image), str(other_mask), str(folder_dataset / "g.png")],
+                           capsys)
+    assert error.count("\n") == 1 and "give the mask drawn for that image" in error
+    assert snapshot(folder_dataset) == before
+
+
+def test_numeric_arguments_are_refused_outside_their_rules(tmp_path, capsys):
+    """Each would have run out of memory (--size 99999), ended in a traceback (--zoom nan), started a
+    thousand threads, or been ignored (--overlap without --tile)."""
+    from skinseg.bench.session import main as bench_session_main
+    from skinseg.predict import main as predict_main
+
+    from .conftest import exit_2_message
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"never read: the arguments are refused first")
+    cases = {
+        ("--size", "99999"): "--size: '99999': must be an input side of 1 to 4096 px",
+        ("--zoom", "nan"): "--zoom: 'nan': must be 0 (no small-skin pass) or a factor in (1, 4]",
+        ("--zoom", "0.5"): "(1, 4]",
+        ("--zoom-below", "2"): "--zoom-below: '2': must be a share of the frame in (0, 1]",
+        ("--threads", "100000"): "--threads: '100000': must be a thread count from 1 to",
+        ("--tile", "10"): "--tile: '10': must be a whole number >= 32",
+        ("--overlap", "8"): "--overlap is the overlap of --tile's tiles; give --tile too",
+        ("--tile", "64", "--overlap", "64"): "the overlap must be smaller than the tile",
+    }
+    for extra, fragment in cases.items():
+        error = exit_2_message(predict_main, [str(photo), str(tmp_path / "out"), *extra], capsys)
+        assert error.count("\n") == 1 and fragment in error and "python -m skinseg.predict --help" in error, error
+    error = exit_2_message(bench_session_main, ["--runs", "0"], capsys)
+    assert "--runs: '0': must be a whole number >= 1" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_data_folders_are_checked_before_anything_runs(tmp_path, folder_dataset, cfg_factory):
+    import pytest
+
+    from skinseg.data.folder import dataset_folders
+    from skinseg.errors import DataError, UsageError
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    with pytest.raises(UsageError, match="data.root .*notes.txt is a file"):
+        dataset_folders(a_file, ["sfa"])
+    with pytest.raises(UsageError, match=r"no nosuch under .*; the datasets there: toy \("):
+        dataset_folders(tmp_path, ["toy", "nosuch"])
+    with pytest.raises(DataError, match="nosuch does not exist"):
+        dataset_folders(tmp_path / "nosuch")
+    with pytest.raises(UsageError, match="is a dataset, but data=demo generates synthetic images there; train on "
+                                         "it with data=folder"):
+        dataset_folders(folder_dataset, None, {"seed": 0})
+    assert not any(path.name.startswith("demo") for path in folder_dataset.iterdir())
+    completed = run_cli([str(ROOT / "evaluate.py"), "methods=[hsv]", "tones=[nosuch]", f"output_dir={tmp_path}/r"],
+                        tmp_path)
+    assert_one_error_line(completed, "tones=['nosuch']: not among the datasets evaluated")
+    assert not (tmp_path / "r").exists()
 
 
 def test_caches_of_the_wrong_shape_are_rebuilt_with_a_warning(tmp_path, monkeypatch, caplog, folder_dataset):

@@ -109,7 +109,8 @@ def test_session_takes_pil_numpy_grey_rgba_and_paths(models, tmp_path):
         session.predict(12)
     np.testing.assert_array_equal(session.predict(rgb.astype(np.float32) / 255), expected)
     for wrong, message in ((rgb.astype(int), "int64: pass uint8"), (rgb.astype(np.float32), r"spans \[0, 255\]"),
-                           (np.where(rgb > 250, np.nan, rgb / 255), "NaN")):
+                           (np.where(rgb > 250, np.nan, rgb / 255), "NaN"),
+                           (np.zeros((0, 7, 3), np.uint8), r"an empty image \(7x0 pixels\)")):
         with pytest.raises(ValueError, match=message):
             session.predict(wrong)
 

@@ -21,8 +21,8 @@ import numpy as np
 from skinseg.augment.ops import SEPIA_VARIANTS
 from skinseg.augment.transforms import VARIANTS, apply_variant
 from skinseg.data.folder import read_splits_file
-from skinseg.errors import ArgumentParser, UsageError, add_debug_option, user_command
-from skinseg.files import atomic_path, save_figure, write_json
+from skinseg.errors import ArgumentParser, UsageError, add_debug_option, at_least, user_command
+from skinseg.files import atomic_path, refuse_existing, save_figure, write_json
 
 
 @dataclass
@@ -186,9 +186,12 @@ def gallery(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from skinseg.data.io import read_image, read_mask
+    from skinseg.data.io import DataError, read_image, read_mask
 
     image, mask = read_image(image_path), read_mask(mask_path)
+    if mask.shape != image.shape[:2]:
+        raise DataError(f"{mask_path} is {mask.shape[1]}x{mask.shape[0]} but {image_path} is "
+                        f"{image.shape[1]}x{image.shape[0]}; give the mask drawn for that image")
     panels = [("original", image, mask)]
     for index, name in enumerate(VARIANTS):  # at full resolution: lattices are sized in pixels
         panels.append((name, *apply_variant(name, image, mask, seed + index, sepia_variant)))
@@ -221,18 +224,19 @@ def main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("paths", nargs="+", help="SRC_DIR DST_DIR, or with --gallery: IMAGE MASK OUT.png")
     parser.add_argument("--gallery", action="store_true", help="draw one image's variants into OUT.png")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: one per CPU)")
+    parser.add_argument("--workers", type=at_least(1), default=None, help="processes (default: one per CPU)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the lattices")
     parser.add_argument("--sepia", choices=SEPIA_VARIANTS, default="rgb",
                         help="rgb: correct sepia; bgr: the original's channel-swapped, bluish sepia")
     parser.add_argument("--include-val", action="store_true",
                         help="also augment the val split (and pairs in no split; never the test split)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --gallery OUT.png")
     add_debug_option(parser)
     args = parser.parse_args(argv)
     if len(args.paths) != (3 if args.gallery else 2):
         parser.error("--gallery takes IMAGE MASK OUT.png" if args.gallery else "give SRC_DIR DST_DIR")
-    if args.workers is not None and args.workers < 1:
-        parser.error(f"--workers must be >= 1 (or left out: one per CPU), got {args.workers}")
+    if args.gallery and not args.overwrite:
+        refuse_existing([args.paths[2]], "pass --overwrite to replace it, or another OUT.png")
     from rich.console import Console
 
     console = Console()

@@ -28,7 +28,7 @@ from skinseg.augment.materialise import materialise
 from skinseg.bench.train import make_batches, plain_loop_times
 from skinseg.data.demo import render_demo_sample
 from skinseg.data.transforms import build_transform
-from skinseg.errors import ArgumentParser, add_debug_option, user_command
+from skinseg.errors import ArgumentParser, add_debug_option, at_least, user_command
 from skinseg.hardware import cpu_name, resolve_precision
 
 HEIGHT, WIDTH = 768, 512
@@ -71,11 +71,11 @@ def online_seconds_per_sample(image: np.ndarray, mask: np.ndarray, augment: str,
 @user_command
 def main(argv: list[str]) -> None:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=16, help="512x768 source pairs to materialise")
-    parser.add_argument("--workers", type=int, default=2, help="materialisation processes")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--samples", type=int, default=300, help="online samples timed per run")
-    parser.add_argument("--train-steps", type=int, default=4, help="DLMV steps timed per run")
+    parser.add_argument("--images", type=at_least(1), default=16, help="512x768 source pairs to materialise")
+    parser.add_argument("--workers", type=at_least(1), default=2, help="materialisation processes")
+    parser.add_argument("--repeats", type=at_least(1), default=3)
+    parser.add_argument("--samples", type=at_least(1), default=300, help="online samples timed per run")
+    parser.add_argument("--train-steps", type=at_least(1), default=4, help="DLMV steps timed per run")
     add_debug_option(parser)
     args = parser.parse_args(argv)
     console = Console(width=160)

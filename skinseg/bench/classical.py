@@ -22,7 +22,7 @@ from skinseg.bench import median_seconds
 from skinseg.classical import METHODS, create_method
 from skinseg.classical.mediapipe import mediapipe_available
 from skinseg.data.demo import render_demo_sample
-from skinseg.errors import ArgumentParser, add_debug_option, user_command
+from skinseg.errors import ArgumentParser, add_debug_option, at_least, user_command
 from skinseg.hardware import cpu_name
 
 
@@ -59,10 +59,10 @@ def public_evaluation_seconds(root: Path, workers: int) -> tuple[float, int]:
 @user_command
 def main(argv: list[str]) -> None:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--side", type=int, default=1024, help="square test image side (1024: ~1 MP)")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--side", type=at_least(32), default=1024, help="square test image side (1024: ~1 MP)")
+    parser.add_argument("--repeats", type=at_least(1), default=7)
     parser.add_argument("--public", type=Path, help="datasets folder: also time the full evaluation")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=at_least(1), default=2)
     add_debug_option(parser)
     args = parser.parse_args(argv)
     console = Console(width=140)

@@ -51,7 +51,7 @@ from skinseg.bench.protocol import DEFAULT_RECIPES as DEFAULT_PROTOCOL_RECIPES
 from skinseg.bench.protocol import run_protocol
 from skinseg.bench.recipes import PROJECT_ROOT, best_checkpoint, recipe_folder, train_recipe
 from skinseg.checkpoints import load_network
-from skinseg.errors import ArgumentParser, add_debug_option, user_command
+from skinseg.errors import ArgumentParser, add_debug_option, at_least, positive_float, user_command
 from skinseg.evaluation import POOLED, checkpoint_entries, classical_entries, evaluate, summarise_results
 from skinseg.hardware import cpu_info
 
@@ -195,8 +195,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("SKINSEG_DATA", "../shared/datasets")),
                         help="folder holding the datasets (default: $SKINSEG_DATA or ../shared/datasets)")
     parser.add_argument("--model", default="u2netp")
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--size", type=at_least(32), default=256)
+    parser.add_argument("--epochs", type=at_least(1), default=4)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="more Hydra overrides for every recipe (e.g. data.batch_size=8)")
     parser.add_argument("--recipe", nargs="+", action="append", metavar=("NAME", "OVERRIDE"),
@@ -207,12 +207,12 @@ def main(argv: list[str]) -> None:
                              "best on ccp and negatives)")
     parser.add_argument("--runs-dir", type=Path, default=PROJECT_ROOT / "logs" / "generalisation")
     add_output_options(parser, Path("results") / "generalisation")
-    parser.add_argument("--workers", type=int, default=2, help="scoring processes")
-    parser.add_argument("--view-images", type=int, default=50, help="images per validation view (--scenes)")
-    parser.add_argument("--minutes", type=float, default=10.0,
+    parser.add_argument("--workers", type=at_least(1), default=2, help="scoring processes")
+    parser.add_argument("--view-images", type=at_least(1), default=50, help="images per validation view (--scenes)")
+    parser.add_argument("--minutes", type=positive_float, default=10.0,
                         help="training wall time of every recipe (--protocol: steps probed to fit it)")
-    parser.add_argument("--probe-steps", type=int, default=8, help="timed steps per recipe (--protocol)")
-    parser.add_argument("--infer-sizes", type=int, nargs="*", default=[],
+    parser.add_argument("--probe-steps", type=at_least(1), default=8, help="timed steps per recipe (--protocol)")
+    parser.add_argument("--infer-sizes", type=at_least(32), nargs="*", default=[],
                         help="also score every recipe's network at these input sides (--protocol)")
     parser.add_argument("--zoom", type=float, nargs="*", default=[],
                         help="also score every recipe with the small-skin pass at these factors (--protocol)")

@@ -39,7 +39,14 @@ import torch
 from rich.console import Console
 
 from skinseg.bench import add_output_options, check_tables, save_table
-from skinseg.errors import ArgumentParser, add_debug_option, user_command
+from skinseg.errors import (
+    ArgumentParser,
+    add_debug_option,
+    at_least,
+    positive_float,
+    thread_count,
+    user_command,
+)
 from skinseg.export.onnx import INPUT_NAME, export_onnx, has_dynamic_size
 from skinseg.hardware import cpu_info, default_threads
 from skinseg.models import create_model
@@ -243,13 +250,13 @@ def markdown(table: dict[tuple[str, str], dict[int, float | None]], sizes: list[
 def main(argv: list[str]) -> None:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--sizes", nargs="+", type=int, default=list(SIZES))
-    parser.add_argument("--runs", type=int, default=5, help="timed rounds (default 5)")
-    parser.add_argument("--budget", type=float, default=10.0,
+    parser.add_argument("--sizes", nargs="+", type=at_least(32), default=list(SIZES))
+    parser.add_argument("--runs", type=at_least(1), default=5, help="timed rounds (default 5)")
+    parser.add_argument("--budget", type=positive_float, default=10.0,
                         help="seconds per image above which a runtime stops at larger sizes (default 10)")
-    parser.add_argument("--sequential-from", type=int, default=1024,
+    parser.add_argument("--sequential-from", type=at_least(32), default=1024,
                         help="from this size on, time the runtimes one after another (memory), not interleaved")
-    parser.add_argument("--threads", type=int, default=default_threads(),
+    parser.add_argument("--threads", type=thread_count, default=default_threads(),
                         help="torch and ONNX Runtime threads (default: the physical cores available)")
     parser.add_argument("--engines", nargs="*", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to build)")

@@ -24,7 +24,7 @@ from rich.table import Table
 from skinseg import metrics
 from skinseg.bench import add_output_options, check_tables, save_table
 from skinseg.data.folder import FolderIndex, Sample, dataset_folders, load_pair
-from skinseg.errors import ArgumentParser, MissingFileError, add_debug_option, user_command
+from skinseg.errors import ArgumentParser, MissingFileError, add_debug_option, at_least, user_command
 from skinseg.hardware import cpu_name
 from skinseg.inference.factory import Model, create_predictor
 
@@ -59,7 +59,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("SKINSEG_DATA", "../shared/datasets")),
                         help="folder of folder datasets (default $SKINSEG_DATA, else ../shared/datasets)")
     parser.add_argument("--datasets", nargs="+", help="names under --data (default: all)")
-    parser.add_argument("--images", type=int, default=40, help="first N val images per dataset (default 40)")
+    parser.add_argument("--images", type=at_least(1), default=40, help="first N val images per dataset (default 40)")
     add_output_options(parser, Path("results") / "bench")
     add_debug_option(parser)
     args = parser.parse_args(argv)

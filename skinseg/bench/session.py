@@ -19,7 +19,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from skinseg.errors import ArgumentParser, add_debug_option, user_command
+from skinseg.errors import (
+    ArgumentParser,
+    add_debug_option,
+    at_least,
+    positive_float,
+    thread_count,
+    user_command,
+)
 
 SKIN_RGB = (224, 172, 150)
 
@@ -51,9 +58,9 @@ def main(argv: list[str]) -> None:
 
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*", type=Path, help=".onnx files timed beside the shipped model")
-    parser.add_argument("--megapixels", type=float, default=1.0)
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--threads", type=int, help="ONNX Runtime threads (default: this process's cores)")
+    parser.add_argument("--megapixels", type=positive_float, default=1.0)
+    parser.add_argument("--runs", type=at_least(1), default=7)
+    parser.add_argument("--threads", type=thread_count, help="ONNX Runtime threads (default: this process's cores)")
     add_output_options(parser, Path("results") / "bench")
     add_debug_option(parser)
     args = parser.parse_args(argv)

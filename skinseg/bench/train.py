@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from skinseg.data import SkinDataModule
-from skinseg.errors import ArgumentParser, add_debug_option, user_command
+from skinseg.errors import ArgumentParser, add_debug_option, at_least, thread_count, user_command
 from skinseg.hardware import cpu_info, default_loader_workers, default_threads, resolve_precision
 from skinseg.losses import BceDiceLoss
 from skinseg.module import SkinSegModule
@@ -192,18 +192,18 @@ def hardware_header() -> str:
 def main(argv: list[str]) -> None:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(TRAIN_SIZES), choices=list(TRAIN_SIZES))
-    parser.add_argument("--size", type=int, help="input size for every model (default: each one's own)")
-    parser.add_argument("--batch-size", type=int, help="batch size for every model (default: each one's own)")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per run")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed steps per run")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per figure (median)")
-    parser.add_argument("--threads", type=int, default=default_threads(),
+    parser.add_argument("--size", type=at_least(32), help="input size for every model (default: each one's own)")
+    parser.add_argument("--batch-size", type=at_least(1), help="batch size for every model (default: each one's own)")
+    parser.add_argument("--steps", type=at_least(1), default=3, help="timed steps per run")
+    parser.add_argument("--warmup", type=at_least(0), default=1, help="untimed steps per run")
+    parser.add_argument("--repeats", type=at_least(1), default=3, help="runs per figure (median)")
+    parser.add_argument("--threads", type=thread_count, default=default_threads(),
                         help="torch intra-op threads (default: the physical cores this process may use)")
-    parser.add_argument("--workers", type=int, default=default_loader_workers(),
+    parser.add_argument("--workers", type=at_least(0), default=default_loader_workers(),
                         help="loader workers for the loader figure (default: data.num_workers=auto here)")
-    parser.add_argument("--workers-sweep", type=int, nargs="*", default=[], metavar="N",
+    parser.add_argument("--workers-sweep", type=at_least(0), nargs="*", default=[], metavar="N",
                         help="also time training fed by the real loader with each of these worker counts")
-    parser.add_argument("--data-batches", type=int, default=20)
+    parser.add_argument("--data-batches", type=at_least(1), default=20)
     parser.add_argument("--data", type=Path, default=os.environ.get("SKINSEG_DATA"),
                         help="folder of datasets for the loader figures (default $SKINSEG_DATA, else demo)")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("SKINSEG_CACHE", ".cache")))

@@ -32,7 +32,7 @@ from skinseg.classical.colour import DIAGONAL_ELLIPSE_TUNED, ellipse_intervals
 from skinseg.classical.gmm import cbcr_codes, fit_gmm, save_mixtures
 from skinseg.classical.histogram import BINS, fit_histogram, save_histogram
 from skinseg.classical.storage import save_params
-from skinseg.errors import ArgumentParser, DataError, add_debug_option, user_command
+from skinseg.errors import ArgumentParser, DataError, add_debug_option, at_least, user_command
 
 KINDS = ("ellipse", "gmm", "histogram")
 ELLIPSE_KEYS = ("cb0", "cr0", "a", "b", "theta")
@@ -233,15 +233,15 @@ def build_parser() -> argparse.ArgumentParser:
         "data", nargs="+", metavar="DATA", help="folder datasets (images/, masks/, optional splits.json)"
     )
     parser.add_argument("--out", required=True, help="file to write (.json; the histogram also takes .npz)")
-    parser.add_argument("--max-images", type=int, help="image cap (default: 300 for ellipse, all otherwise)")
+    parser.add_argument("--max-images", type=at_least(1), help="image cap (default: 300 for ellipse, all otherwise)")
     parser.add_argument(
-        "--stride", type=int, help="use every K-th training image (default: 3 for ellipse, 1 otherwise)"
+        "--stride", type=at_least(1), help="use every K-th training image (default: 3 for ellipse, 1 otherwise)"
     )
     parser.add_argument("--seed", type=int, help="random seed (default: 1337 for ellipse, 42 for gmm)")
     parser.add_argument(
-        "--maxiter", type=int, default=20, help="ellipse: differential-evolution generations (20)"
+        "--maxiter", type=at_least(1), default=20, help="ellipse: differential-evolution generations (20)"
     )
-    parser.add_argument("--bins", type=int, default=BINS, help=f"histogram: bins per axis ({BINS})")
+    parser.add_argument("--bins", type=at_least(2), default=BINS, help=f"histogram: bins per axis ({BINS})")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return parser
 

@@ -192,11 +192,7 @@ class FolderIndex:
         return [sample for sample in self.samples if sample.split in wanted]
 
     def _check_layout(self) -> tuple[Path, Path]:
-        if not self.root.is_dir():
-            raise DataError(
-                f"dataset folder {self.root} does not exist; set data.root (or the SKINSEG_DATA "
-                "environment variable) to a folder holding images/ and masks/"
-            )
+        check_dataset_folder(self.root)
         images, masks = self.root / "images", self.root / "masks"
         missing = [str(folder) for folder in (images, masks) if not folder.is_dir()]
         if missing:
@@ -343,11 +339,32 @@ def dataset_folders(
             `skinseg.data.demo.demo_dataset`, which generates it under root on first use).
     """
     root = Path(root).expanduser()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"data.root {root} is a file; set it to a folder")
     if demo is not None:
+        if (root / "images").is_dir() or (root / "splits.json").is_file():
+            raise UsageError(f"data.root {root} is a dataset, but data=demo generates synthetic images there; "
+                             f"train on it with data=folder data.root={root}")
         return [("demo", demo_dataset(root, demo))]
     if datasets:
-        return [(name, root / check_dataset_name(name)) for name in datasets]
-    return [(root.resolve().name, root)]
+        folders = [(name, root / check_dataset_name(name)) for name in datasets]
+        missing = [name for name, folder in folders if not folder.is_dir()]
+        if missing and root.is_dir():
+            present = sorted(folder.name for folder in root.iterdir() if (folder / "images").is_dir())
+            raise UsageError(f"data.datasets: no {', '.join(missing)} under {root}; the datasets there: "
+                             f"{', '.join(present) or 'none'} (data.root, or SKINSEG_DATA, is their folder)")
+    else:
+        folders = [(root.resolve().name, root)]
+    for _, folder in folders:
+        check_dataset_folder(folder)
+    return folders
+
+
+def check_dataset_folder(folder: Path) -> None:
+    """Raises DataError, naming the setting to fix, if `folder` is not a folder."""
+    if not folder.is_dir():
+        raise DataError(f"dataset folder {folder} does not exist; set data.root (or the SKINSEG_DATA "
+                        "environment variable) to a folder holding images/ and masks/")
 
 
 def load_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:

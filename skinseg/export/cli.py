@@ -10,7 +10,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from skinseg.errors import ArgumentParser, MissingFileError, OutputExistsError, add_debug_option, user_command
+from skinseg.errors import (
+    ArgumentParser,
+    MissingFileError,
+    OutputExistsError,
+    add_debug_option,
+    at_least,
+    user_command,
+)
 from skinseg.files import refuse_existing
 
 
@@ -18,7 +25,7 @@ def add_flops_arguments(parser: argparse.ArgumentParser) -> None:
     from skinseg.models import MODELS
 
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), help="default: the original's rows")
-    parser.add_argument("--sizes", nargs="+", type=int, help="input sizes for --models (default 320 512 1024)")
+    parser.add_argument("--sizes", nargs="+", type=at_least(32), help="input sizes for --models (default 320 512 1024)")
     parser.add_argument("--mode", choices=("train", "eval"), default="eval",
                         help="fvcore mode for --models rows (the original's rows use the original's modes)")
     parser.add_argument("--deformable-uncounted", action="store_true",
@@ -53,8 +60,8 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", nargs="+", help="folder datasets for the checks (default: the run's data)")
     parser.add_argument("--quantize", nargs="+", choices=ENGINES, default=[], metavar="ENGINE",
                         help=f"also write int8 models for these engines ({', '.join(ENGINES)})")
-    parser.add_argument("--calibration-images", type=int, default=64, help="training images for PTQ (default 64)")
-    parser.add_argument("--eval-images", type=int, help="validation images scored with --quantize (default all)")
+    parser.add_argument("--calibration-images", type=at_least(1), default=64, help="training images for PTQ (default 64)")
+    parser.add_argument("--eval-images", type=at_least(1), help="validation images scored with --quantize (default all)")
     parser.add_argument("--parity-images", type=int, default=8)
     add_small_skin_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -121,8 +128,8 @@ def add_ship_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_DIR, help=f"default {DEFAULT_MODEL_DIR}")
     parser.add_argument("--engine", choices=ENGINES, default="x86", help="int8 engine (default x86)")
     parser.add_argument("--data", nargs="+", help="folder datasets for the checks (default: the run's data)")
-    parser.add_argument("--calibration-images", type=int, default=64)
-    parser.add_argument("--eval-images", type=int, help="validation images for the int8 check (default all)")
+    parser.add_argument("--calibration-images", type=at_least(1), default=64)
+    parser.add_argument("--eval-images", type=at_least(1), help="validation images for the int8 check (default all)")
     parser.add_argument("--notes", type=Path, help="a Markdown file added to MODEL_CARD.md (limitations, status)")
     parser.add_argument("--size", type=int, help="the input side Session runs it at (default: the checkpoint's)")
     add_small_skin_arguments(parser)

@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from skinseg.errors import ArgumentParser, UsageError, add_debug_option, user_command
+from skinseg.errors import ArgumentParser, UsageError, add_debug_option, at_least, user_command
 from skinseg.files import refuse_existing
 
 
@@ -26,18 +26,18 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     stats = commands.add_parser("stats", help="colour statistics figures of folder datasets")
     stats.add_argument("datasets", nargs="+", type=Path, help="dataset folders with images/ and masks/")
     stats.add_argument("--out", type=Path, default=Path("figures"), help="output folder (default figures/)")
-    stats.add_argument("--max-images", type=int, default=2000, help="images sampled (default 2000)")
-    stats.add_argument("--pixels-per-image", type=int, default=4000, help="pixels sampled per image (default 4000)")
+    stats.add_argument("--max-images", type=at_least(1), default=2000, help="images sampled (default 2000)")
+    stats.add_argument("--pixels-per-image", type=at_least(1), default=4000, help="pixels sampled per image (default 4000)")
     stats.add_argument("--seed", type=int, default=0)
-    stats.add_argument("--workers", type=int, default=2, help="decoding processes (default 2)")
+    stats.add_argument("--workers", type=at_least(1), default=2, help="decoding processes (default 2)")
     stats.add_argument("--overwrite", action="store_true", help="replace existing figures")
     compare = commands.add_parser("compare", help="image x model grid: original, cutout, overlay, errors")
     compare.add_argument("images", nargs="+", type=Path, help="image files or folders of images")
     compare.add_argument("--models", nargs="+", required=True, help=".onnx, .ckpt or classical method names")
     compare.add_argument("--masks", type=Path, help="folder of ground-truth STEM.png (default: ../masks beside images/)")
     compare.add_argument("--out", type=Path, default=Path("figures/model_plot.jpg"), help="figure file (.jpg/.png)")
-    compare.add_argument("--side", type=int, default=384, help="longer side of each panel in pixels")
-    compare.add_argument("--dpi", type=int, default=150)
+    compare.add_argument("--side", type=at_least(32), default=384, help="longer side of each panel in pixels")
+    compare.add_argument("--dpi", type=at_least(1), default=150)
     for command in (stats, compare):
         add_debug_option(command)
     compare.add_argument("--overwrite", action="store_true", help="replace an existing figure")

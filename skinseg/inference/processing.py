@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -19,7 +20,7 @@ from skinseg.data.io import read_image, to_uint8
 from skinseg.errors import UsageError
 from skinseg.inference.guided import guided_upsample
 from skinseg.inference.tiling import predict_tiled
-from skinseg.resize import check_resize_mode, inner_size, resize_image
+from skinseg.resize import RESIZE_MODES, check_resize_mode, inner_size, resize_image
 
 ImageInput = Image.Image | np.ndarray | str | os.PathLike
 NORMALIZE_MODES = ("minmax", "none")
@@ -27,6 +28,18 @@ UPSAMPLE_MODES = ("lanczos", "guided")
 DEFAULT_UPSAMPLE = "guided"  # skinseg's own models: checkpoints, and exports through their ONNX metadata
 _HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
 DEFAULT_ZOOM_BELOW = 0.05  # largest skin region under 5 % of the frame: people far from the camera
+# Bounds of the settings a command line or a model file may choose (BiRefNet runs at 1728 px;
+# a larger side only exhausts memory)
+MAX_SIZE, MAX_ZOOM = 4096, 4.0
+# setting -> (parse, valid, the rule in words), for `predict`'s arguments and ONNX metadata alike
+SETTING_RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
+    "size": (int, lambda side: 1 <= side <= MAX_SIZE, f"an input side of 1 to {MAX_SIZE} px"),
+    "zoom": (float, lambda zoom: zoom == 0 or 1 < zoom <= MAX_ZOOM,
+             f"0 (no small-skin pass) or a factor in (1, {MAX_ZOOM:g}]"),
+    "zoom_below": (float, lambda share: 0 < share <= 1, "a share of the frame in (0, 1]"),
+    "resize": (str, lambda mode: mode in RESIZE_MODES, f"one of {RESIZE_MODES}"),
+    "upsample": (str, lambda mode: mode in UPSAMPLE_MODES, f"one of {UPSAMPLE_MODES}"),
+}
 
 
 def to_rgb(image: ImageInput) -> np.ndarray:
@@ -42,8 +55,15 @@ def to_rgb(image: ImageInput) -> np.ndarray:
     Raises:
         skinseg.data.io.DataError: a path that is missing or cannot be decoded.
         ValueError, TypeError: an array of another shape, dtype or range (other
-            integer types, floats outside [0, 1] or not finite), or another type.
+            integer types, floats outside [0, 1] or not finite), an empty image, or another type.
     """
+    rgb = _convert_to_rgb(image)
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise UsageError(f"an empty image ({rgb.shape[1]}x{rgb.shape[0]} pixels); pass one of at least 1x1")
+    return rgb
+
+
+def _convert_to_rgb(image: ImageInput) -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
         return read_image(image)
     if isinstance(image, Image.Image):
@@ -63,7 +83,7 @@ def to_rgb(image: ImageInput) -> np.ndarray:
         return np.repeat(array[..., None], 3, axis=2)
     if array.ndim == 3 and array.shape[2] in (3, 4):
         return np.ascontiguousarray(array[..., :3])
-    raise ValueError(f"expected an image array (H,W), (H,W,3) or (H,W,4), got shape {image.shape}")
+    raise UsageError(f"expected an image array (H,W), (H,W,3) or (H,W,4), got shape {image.shape}")
 
 
 def check_pixel_values(array: np.ndarray) -> np.ndarray:

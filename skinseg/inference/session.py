@@ -12,10 +12,9 @@ import os
 import statistics
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -23,15 +22,11 @@ import onnxruntime as ort
 from skinseg.errors import MissingFileError, NotAModelError, UsageError
 from skinseg.files import write_json
 from skinseg.hardware import AUTO, cpu_info, default_threads
-from skinseg.inference.processing import UPSAMPLE_MODES, Predictor
-from skinseg.resize import RESIZE_MODES
+from skinseg.inference.processing import SETTING_RULES, Predictor
 
 DEFAULT_SIZE = 320
 SIZE_KEY, RESIZE_KEY, UPSAMPLE_KEY = "skinseg.input_size", "skinseg.resize", "skinseg.upsample"
 ZOOM_KEY, ZOOM_BELOW_KEY = "skinseg.zoom", "skinseg.zoom_below"
-# A file's metadata is data from elsewhere: it may choose these settings only within bounds
-# (BiRefNet runs at 1728 px; a larger side is a crafted or broken file, not a model of ours).
-MAX_METADATA_SIZE, MAX_METADATA_ZOOM = 4096, 4.0
 # The skin segmenter shipped in the package (`python export.py ship`): U-Net on the PASCAL DeepLabV3-MobileNetV2
 # encoder, trained on the seven public datasets (experiment=unet_skin)
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default_model"
@@ -49,19 +44,13 @@ def metadata_settings(path: Path, metadata: dict[str, str]) -> dict[str, object]
     Raises:
         NotAModelError: a value outside its rule; the message names the file, key and value.
     """
-    rules: dict[str, tuple[str, type, Callable[[Any], bool], str]] = {
-        "size": (SIZE_KEY, int, lambda side: 1 <= side <= MAX_METADATA_SIZE,
-                 f"an input side of 1 to {MAX_METADATA_SIZE} px"),
-        "zoom": (ZOOM_KEY, float, lambda zoom: zoom == 0 or 1 < zoom <= MAX_METADATA_ZOOM,
-                 f"0 (no small-skin pass) or a factor in (1, {MAX_METADATA_ZOOM:g}]"),
-        "zoom_below": (ZOOM_BELOW_KEY, float, lambda share: 0 < share <= 1, "a share of the frame in (0, 1]"),
-        "resize": (RESIZE_KEY, str, lambda mode: mode in RESIZE_MODES, f"one of {RESIZE_MODES}"),
-        "upsample": (UPSAMPLE_KEY, str, lambda mode: mode in UPSAMPLE_MODES, f"one of {UPSAMPLE_MODES}"),
-    }
+    keys = {"size": SIZE_KEY, "zoom": ZOOM_KEY, "zoom_below": ZOOM_BELOW_KEY, "resize": RESIZE_KEY,
+            "upsample": UPSAMPLE_KEY}
     settings: dict[str, object] = {}
-    for setting, (key, parse, valid, rule) in rules.items():
+    for setting, key in keys.items():
         if key not in metadata:
             continue
+        parse, valid, rule = SETTING_RULES[setting]
         try:
             value = parse(metadata[key])
         except ValueError:
