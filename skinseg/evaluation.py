@@ -182,7 +182,7 @@ def _prediction(entry: Entry, sample: Sample, cache_dir: Path, image_cache: list
 
         _METHODS[entry.key] = create_method(entry.target, **entry.settings["args"])
     if not image_cache:
-        from skinseg.data.io import read_image
+        from skinseg.io import read_image
 
         image_cache.append(read_image(sample.image))
     start = time.perf_counter()
@@ -194,7 +194,7 @@ def _prediction(entry: Entry, sample: Sample, cache_dir: Path, image_cache: list
 
 def _score_sample(entries: Sequence[Entry], sample: Sample, cache_dir: str) -> list[dict]:
     """Scores one image for several entries (reading it and skeletonising its truth once)."""
-    from skinseg.data.io import read_mask
+    from skinseg.io import read_mask
 
     truth = read_mask(sample.mask)
     skeleton = metrics.hce_skeleton(truth)
@@ -214,8 +214,8 @@ def predict_model(entry: Entry, samples: Sequence[Sample], cache_dir: Path, prog
     todo = [s for s in samples if read_cached_mask(prediction_path(cache_dir, entry, s), (s.height, s.width)) is None]
     if not todo:
         return
-    from skinseg.data.io import read_image
     from skinseg.inference.factory import create_predictor
+    from skinseg.io import read_image
 
     predictor = create_predictor(entry.target, size=entry.settings.get("size"), zoom=entry.settings.get("zoom"))
     task = progress.add_task(f"predicting {entry.label}", total=len(todo)) if progress else None
@@ -316,7 +316,7 @@ def tone_thirds(samples: Sequence[Sample]) -> dict[str, str]:
 
     Images without labelled skin have no tone and are in no third.
     """
-    from skinseg.data.io import read_image, read_mask
+    from skinseg.io import read_image, read_mask
 
     angles = {sample.stem: metrics.skin_tone_ita(read_image(sample.image), read_mask(sample.mask))
               for sample in samples}
@@ -414,7 +414,7 @@ def run(cfg) -> dict[str, Any]:
     """evaluate.py's body: build the entries and samples from the Hydra config, evaluate, write."""
     from rich.console import Console
 
-    from skinseg.data.folder import FolderIndex, dataset_folders
+    from skinseg.data.folder import dataset_folders, split_samples
 
     start = time.perf_counter()
     if not isinstance(cfg.workers, int) or isinstance(cfg.workers, bool) or cfg.workers < 1:
@@ -426,18 +426,7 @@ def run(cfg) -> dict[str, Any]:
     if not entries:
         raise UsageError("nothing to evaluate: set methods=[...] and/or checkpoints=[...]")
     folders = dataset_folders(cfg.data.root, cfg.data.get("datasets"), cfg.data.get("demo"))
-    unknown = [name for name in cfg.get("tones") or [] if name not in dict(folders)]
-    if unknown:
-        raise UsageError(f"tones={unknown}: not among the datasets evaluated ({', '.join(dict(folders))}); "
-                         "name datasets of data.datasets")
-    samples = [
-        sample
-        for name, folder in folders
-        for sample in FolderIndex(
-            folder, name=name, val_fraction=cfg.data.val_fraction, resize_masks=cfg.data.resize_masks,
-            cache_dir=cfg.paths.cache_dir,
-        ).split(cfg.split)
-    ]
+    samples = split_samples(folders, cfg.split, cfg.data.val_fraction, cfg.data.resize_masks, cfg.paths.cache_dir)
     if not samples:
         raise DataError(f"no {cfg.split!r} images in {[str(folder) for _, folder in folders]}; "
                         f'list them under "{cfg.split}" in their splits.json')

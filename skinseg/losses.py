@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skinseg.models.outputs import TrainingOutputs, resize_to
+from skinseg.outputs import TrainingOutputs, resize_to
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:

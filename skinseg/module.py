@@ -21,7 +21,7 @@ from skinseg.checkpoints import read_checkpoint
 from skinseg.errors import MissingFileError, NotAModelError, UsageError
 from skinseg.losses import BceDiceLoss
 from skinseg.models import create_model
-from skinseg.models.outputs import TrainingOutputs, final_logits
+from skinseg.outputs import TrainingOutputs, final_logits
 
 
 class SegmentationScores(Metric):

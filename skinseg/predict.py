@@ -23,7 +23,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from skinseg.data.io import DataError, list_images, read_image, save_png
 from skinseg.errors import (
     ArgumentParser,
     UsageError,
@@ -35,6 +34,7 @@ from skinseg.errors import (
 )
 from skinseg.inference.factory import create_predictor
 from skinseg.inference.processing import SETTING_RULES, cutout
+from skinseg.io import DataError, list_images, read_image, save_png
 
 MIN_TILE = 32  # the networks downsample by up to 32; a smaller tile is mostly padding
 

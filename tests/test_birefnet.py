@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from skinseg.models.birefnet_lite import BiRefNetLite, image_tiles
-from skinseg.models.outputs import TrainingOutputs
 from skinseg.models.swin import SwinTransformer
+from skinseg.outputs import TrainingOutputs
 
 from .conftest import TINY_NETS
 

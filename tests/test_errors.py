@@ -126,14 +126,14 @@ def test_predict_with_bad_model_files(tmp_path, capsys):
 
 
 def test_every_user_error_type_is_a_skinseg_error():
-    from skinseg.data.io import DataError
+    from skinseg.io import DataError
 
     assert issubclass(DataError, SkinsegError) and issubclass(DataError, ValueError)
 
 
 def test_an_image_over_the_pixel_limit_is_a_named_per_file_error(tmp_path, monkeypatch, capsys):
     """Too many pixels: named before decoding; predict skips that file and does the others."""
-    from skinseg.data.io import MAX_PIXELS_VARIABLE, read_image
+    from skinseg.io import MAX_PIXELS_VARIABLE, read_image
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -151,7 +151,7 @@ def test_an_image_over_the_pixel_limit_is_a_named_per_file_error(tmp_path, monke
 
 
 def test_predict_output_that_is_a_file_and_a_folder_named_like_an_image(tmp_path, capsys):
-    from skinseg.data.io import read_image
+    from skinseg.io import read_image
 
     Image.fromarray(np.full((20, 30, 3), 120, np.uint8)).save(tmp_path / "photo.png")
     taken = tmp_path / "masks"

@@ -303,10 +303,6 @@ def test_data_folders_are_checked_before_anything_runs(tmp_path, folder_dataset,
                                          "it with data=folder"):
         dataset_folders(folder_dataset, None, {"seed": 0})
     assert not any(path.name.startswith("demo") for path in folder_dataset.iterdir())
-    completed = run_cli([str(ROOT / "evaluate.py"), "methods=[hsv]", "tones=[nosuch]", f"output_dir={tmp_path}/r"],
-                        tmp_path)
-    assert_one_error_line(completed, "tones=['nosuch']: not among the datasets evaluated")
-    assert not (tmp_path / "r").exists()
 
 
 def test_caches_of_the_wrong_shape_are_rebuilt_with_a_warning(tmp_path, monkeypatch, caplog, folder_dataset):

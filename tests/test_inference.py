@@ -15,11 +15,11 @@ from PIL import Image
 
 from skinseg.checkpoints import load_network
 from skinseg.classical import create_method
-from skinseg.data.io import DataError, read_image
 from skinseg.export.onnx import export_onnx
 from skinseg.inference import Session, TorchSession, predict_tiled
 from skinseg.inference.processing import Predictor, largest_region_share
 from skinseg.inference.tiling import hann_window, tile_boxes
+from skinseg.io import DataError, read_image
 from skinseg.masks import intersection, subtract, union
 from skinseg.models import create_model
 from skinseg.models.head import ProbabilityHead

@@ -1,4 +1,8 @@
-"""The package's layers: no import cycles between skinseg modules, at module level or inside functions."""
+"""The package's layers: each module imports only its own layer and those below (`LAYERS`), and no
+module imports itself back through others, at module level or inside functions.
+
+The picture of ../shared/DESIGN.md, kept true by this test: a change of layers is a change here.
+"""
 
 from __future__ import annotations
 
@@ -78,3 +82,47 @@ def test_low_modules_import_nothing_above_them():
     assert graph["skinseg.files"] <= {"skinseg.errors"}
     assert graph["skinseg.hardware"] <= {"skinseg.errors"}
     assert "skinseg.predict" not in graph["skinseg.figures.__main__"] | graph["skinseg.figures.compare"]
+
+
+# bottom to top; a module belongs to the first entry that names it or a package above it
+LAYERS: list[tuple[str, ...]] = [
+    ("skinseg", "skinseg.errors", "skinseg.lazy"),  # `skinseg` itself: the version only
+    ("skinseg.files", "skinseg.hardware", "skinseg.resize", "skinseg.settings"),
+    ("skinseg.io", "skinseg.outputs", "skinseg.metrics", "skinseg.classical"),
+    ("skinseg.models", "skinseg.augment"),
+    ("skinseg.losses", "skinseg.quant", "skinseg.data"),
+    ("skinseg.checkpoints",),
+    ("skinseg.inference",),
+    ("skinseg.module", "skinseg.training", "skinseg.evaluation", "skinseg.export", "skinseg.predict",
+     "skinseg.figures"),
+    ("skinseg.cli", "skinseg.bench", "skinseg.classical.fit"),  # tools over everything
+]
+
+
+def layer_of(module: str) -> int:
+    """The index in LAYERS of the most specific entry naming `module` or a package above it."""
+    best, best_length = None, -1
+    for index, layer in enumerate(LAYERS):
+        for entry in layer:
+            if (module == entry or module.startswith(entry + ".")) and len(entry) > best_length:
+                best, best_length = index, len(entry)
+    assert best is not None, f"{module} is in no layer: add it to LAYERS"
+    return best
+
+
+def test_every_module_imports_only_its_layer_and_those_below():
+    graph = import_graph()
+    upward = sorted(f"{module} (layer {layer_of(module)}) imports {target} (layer {layer_of(target)})"
+                    for module, targets in graph.items() for target in targets
+                    if layer_of(target) > layer_of(module))
+    assert upward == []
+
+
+def test_the_layers_keep_what_deployment_and_maths_need_below_them():
+    """Session needs no data, training or export code; the maths (losses, metrics) needs no networks; the
+    data layer and the augmentations read files through `skinseg.io`, never each other's way back."""
+    graph = import_graph()
+    assert not any(target.startswith(("skinseg.models", "skinseg.data")) for target in graph["skinseg.losses"])
+    assert not any(target.startswith("skinseg.data") for module, targets in graph.items()
+                   if module.startswith("skinseg.augment") for target in targets)
+    assert layer_of("skinseg.classical.fit") > layer_of("skinseg.data") > layer_of("skinseg.classical.colour")

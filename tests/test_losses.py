@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from skinseg.losses import BceDiceLoss, BiRefNetLoss, dice_loss
 from skinseg.models import create_model
-from skinseg.models.outputs import TrainingOutputs
+from skinseg.outputs import TrainingOutputs
 
 from .conftest import TINY_NETS as TINY
 

@@ -8,8 +8,8 @@ import torch
 
 from skinseg.export.onnx import export_onnx, has_dynamic_size, onnx_probabilities
 from skinseg.models import MODELS, ProbabilityHead, create_model
-from skinseg.models.outputs import TrainingOutputs, final_logits
 from skinseg.module import load_weights
+from skinseg.outputs import TrainingOutputs, final_logits
 from skinseg.quant import ENGINES, calibrate, convert, prepare_ptq, quantized_engine
 
 from .conftest import TINY_NETS

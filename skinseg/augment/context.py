@@ -28,8 +28,8 @@ import numpy as np
 
 from skinseg.augment.scenes import Person, cut_person, paste_people, scene_crop, zoom_out
 from skinseg.augment.tone import SKIN_TONES, SkinToneShift, shift_skin_tone
-from skinseg.data.io import read_image, read_mask
 from skinseg.errors import UsageError
+from skinseg.io import read_image, read_mask
 
 VIEWS = ("dark_tone", "zoom_out", "small_people", "skin_wall")
 VIEW_PREFIX = "view_"  # a view's dataset name ("view_dark_tone"): reported alone, never pooled with real data

@@ -20,9 +20,9 @@ import numpy as np
 
 from skinseg.augment.ops import SEPIA_VARIANTS
 from skinseg.augment.transforms import VARIANTS, apply_variant
-from skinseg.data.folder import read_splits_file
 from skinseg.errors import ArgumentParser, UsageError, add_debug_option, at_least, user_command
 from skinseg.files import atomic_path, refuse_existing, save_figure, write_json
+from skinseg.io import read_splits_file
 
 
 @dataclass
@@ -52,7 +52,7 @@ def _materialise_one(
     image_path: str, mask_path: str, destination: str, seed: int, sepia_variant: str
 ) -> tuple[str, int, int, str | None]:
     """Writes the missing variants of one pair: (stem, written, skipped, error)."""
-    from skinseg.data.io import DataError, read_image, read_mask
+    from skinseg.io import DataError, read_image, read_mask
 
     stem = Path(image_path).stem
     images, masks = Path(destination) / "images", Path(destination) / "masks"
@@ -106,8 +106,7 @@ def materialise(
     """
     from rich.progress import Progress
 
-    from skinseg.data.folder import list_by_stem
-    from skinseg.data.io import DataError
+    from skinseg.io import DataError, list_by_stem
 
     source, destination = Path(source), Path(destination)
     if not (source / "images").is_dir() or not (source / "masks").is_dir():
@@ -186,7 +185,7 @@ def gallery(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from skinseg.data.io import DataError, read_image, read_mask
+    from skinseg.io import DataError, read_image, read_mask
 
     image, mask = read_image(image_path), read_mask(mask_path)
     if mask.shape != image.shape[:2]:

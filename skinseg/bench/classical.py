@@ -44,12 +44,12 @@ def method_speeds(side: int, repeats: int) -> tuple[list[tuple[str, float, float
 
 def public_evaluation_seconds(root: Path, workers: int) -> tuple[float, int]:
     """Wall time of scoring every classical method on the public val splits, cold cache."""
-    from skinseg.data.folder import FolderIndex
+    from skinseg.data.folder import split_samples
     from skinseg.evaluation import classical_entries, evaluate
 
     datasets = [p for p in sorted(root.iterdir()) if (p / "images").is_dir()]
     with tempfile.TemporaryDirectory() as cache:
-        samples = [s for folder in datasets for s in FolderIndex(folder, cache_dir=cache).split("val")]
+        samples = split_samples([(folder.name, folder) for folder in datasets], "val", cache_dir=cache)
         entries, _ = classical_entries([name for name in METHODS if name != "mediapipe" or mediapipe_available()])
         start = time.perf_counter()
         evaluate(entries, samples, cache, workers=workers, progress=True)

@@ -96,7 +96,7 @@ def materialise_views(data_dir: Path, cache_dir: Path, images: int) -> list[tupl
     folder is reused when its splits.json exists (it is written last).
     """
     from skinseg.data.datamodule import SkinDataModule
-    from skinseg.data.io import save_png
+    from skinseg.io import save_png
 
     datamodule = SkinDataModule(data_dir, datasets=[*PUBLIC, SCENES, NEGATIVES], backgrounds=NEGATIVES, people=SCENES,
                                 scene_datasets=[SCENES, NEGATIVES], val_views=list(VIEWS), val_view_images=images,
@@ -138,7 +138,7 @@ def format_figure(value: float | None) -> str:
 
 def scenes_study(args: argparse.Namespace, recipes: dict[str, list[str]]) -> None:
     """`--scenes`: every recipe trained with ccp and with ccp held out, scored on scenes, close-ups and views."""
-    from skinseg.data.folder import FolderIndex
+    from skinseg.data.folder import split_samples
 
     data_dir = args.data.expanduser().resolve()
     cache_dir = Path(os.environ.get("SKINSEG_CACHE", PROJECT_ROOT / ".cache"))
@@ -158,8 +158,7 @@ def scenes_study(args: argparse.Namespace, recipes: dict[str, list[str]]) -> Non
 
     folders = [(dataset, data_dir / dataset) for dataset in (*PUBLIC, SCENES, NEGATIVES)]
     folders += materialise_views(data_dir, cache_dir, args.view_images)
-    samples = [sample for dataset, folder in folders
-               for sample in FolderIndex(folder, name=dataset, cache_dir=cache_dir).split("val")]
+    samples = split_samples(folders, "val", cache_dir=cache_dir)
     methods, _ = classical_entries(args.methods)
     scores = evaluate([entry for *_, entry in trained] + methods, samples, cache_dir, workers=args.workers)
     tables = summarise_results(scores)
@@ -239,7 +238,7 @@ def main(argv: list[str]) -> None:
         return
     args.methods = ["ycbcr", "hsv"] if args.methods is None else args.methods
 
-    from skinseg.data.folder import FolderIndex
+    from skinseg.data.folder import split_samples
 
     if args.holdout not in args.datasets:
         parser.error(f"--holdout {args.holdout!r} is not one of --datasets {args.datasets}")
@@ -250,9 +249,8 @@ def main(argv: list[str]) -> None:
     data_dir = args.data.expanduser().resolve()
     cache_dir = Path(os.environ.get("SKINSEG_CACHE", PROJECT_ROOT / ".cache"))
     env = {**os.environ, "SKINSEG_DATA": str(data_dir), "SKINSEG_CACHE": str(cache_dir)}
-    indexes = {name: FolderIndex(data_dir / name, name=name, cache_dir=cache_dir) for name in args.datasets}
-    held_out = indexes[args.holdout].split("all")
-    in_domain = [sample for name in kept for sample in indexes[name].split("val")]
+    held_out = split_samples([(args.holdout, data_dir / args.holdout)], "all", cache_dir=cache_dir)
+    in_domain = split_samples([(name, data_dir / name) for name in kept], "val", cache_dir=cache_dir)
     console = Console(width=160)
 
     trained = {}

@@ -167,7 +167,7 @@ def run_protocol(args: Any, recipes: dict[str, list[str]]) -> list[dict]:
     from skinseg.bench import save_table
     from skinseg.bench.recipes import PROJECT_ROOT, recipe_folder, train_recipe
     from skinseg.checkpoints import load_network
-    from skinseg.data.folder import FolderIndex
+    from skinseg.data.folder import split_samples
     from skinseg.evaluation import checkpoint_entries, classical_entries, evaluate, summarise_results
     from skinseg.hardware import cpu_info
 
@@ -201,7 +201,7 @@ def run_protocol(args: Any, recipes: dict[str, list[str]]) -> list[dict]:
 
     samples = []
     for dataset, split in [*HELD_OUT.items(), *((name, "val") for name in TRAINED_ON)]:
-        samples += FolderIndex(data_dir / dataset, name=dataset, cache_dir=cache_dir).split(split)
+        samples += split_samples([(dataset, data_dir / dataset)], split, cache_dir=cache_dir)
     thirds = tone_thirds([sample for sample in samples if sample.dataset == TONE_DATASET])
     methods, _ = classical_entries(args.methods)
     scores = evaluate([row["entry"] for row in trained] + methods, samples, cache_dir, workers=args.workers)

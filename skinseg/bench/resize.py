@@ -23,7 +23,7 @@ from rich.table import Table
 
 from skinseg import metrics
 from skinseg.bench import add_output_options, check_tables, save_table
-from skinseg.data.folder import FolderIndex, Sample, dataset_folders, load_pair
+from skinseg.data.folder import Sample, dataset_folders, load_pair, split_samples
 from skinseg.errors import ArgumentParser, MissingFileError, add_debug_option, at_least, user_command
 from skinseg.hardware import cpu_name
 from skinseg.inference.factory import Model, create_predictor
@@ -75,7 +75,7 @@ def main(argv: list[str]) -> None:
     names = args.datasets or sorted(path.name for path in args.data.iterdir() if (path / "images").is_dir())
     rows = []
     for name, folder in dataset_folders(args.data, names):
-        samples = FolderIndex(folder, name=name).split("val")[: args.images]
+        samples = split_samples([(name, folder)], "val")[: args.images]
         if samples:
             rows.append((name, len(samples), scores_by_setting(model, samples)))
 

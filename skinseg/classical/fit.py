@@ -61,7 +61,7 @@ class Pairs(Sequence):
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         # skinseg.data's package __init__ imports torch; only reading data needs it.
-        from skinseg.data.io import read_image, read_mask
+        from skinseg.io import read_image, read_mask
 
         sample = self.samples[index]
         image, mask = read_image(sample.image), read_mask(sample.mask)
@@ -84,16 +84,14 @@ def training_samples(folders: Sequence[str | Path]) -> tuple[list[Any], list[dic
     Returns:
         (samples, per-dataset descriptions {"name", "path", "train_images"} for metadata).
     """
-    from skinseg.data.folder import FolderIndex  # imports torch; see Pairs
+    from skinseg.data.folder import split_samples  # imports torch; see Pairs
 
     samples, described = [], []
     for folder in folders:
-        index = FolderIndex(folder, val_fraction=0.0, resize_masks=True)
-        train = index.split("train")
+        name = Path(folder).resolve().name
+        train = split_samples([(name, Path(folder))], "train", val_fraction=0.0, resize_masks=True)
         samples += train
-        described.append(
-            {"name": index.name, "path": str(Path(folder).resolve()), "train_images": len(train)}
-        )
+        described.append({"name": name, "path": str(Path(folder).resolve()), "train_images": len(train)})
     return samples, described
 
 

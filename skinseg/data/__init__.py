@@ -7,9 +7,9 @@ evaluation of them) can read images without importing torch and Lightning.
 from skinseg.lazy import lazy_getattr
 
 _EXPORTS = {
-    "DataError": "skinseg.data.io",
-    "read_image": "skinseg.data.io",
-    "read_mask": "skinseg.data.io",
+    "DataError": "skinseg.io",
+    "read_image": "skinseg.io",
+    "read_mask": "skinseg.io",
     "FolderIndex": "skinseg.data.folder",
     "Sample": "skinseg.data.folder",
     "SkinDataset": "skinseg.data.datamodule",

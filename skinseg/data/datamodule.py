@@ -14,11 +14,19 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomS
 
 from skinseg.augment.context import VIEW_PREFIX, VIEWS, ContextAugment, PersonFiles, render_view
 from skinseg.augment.scenes import paste_skin
-from skinseg.data.folder import FolderIndex, Sample, check_dataset_name, dataset_folders, describe, load_pair
-from skinseg.data.io import DataError
+from skinseg.data.folder import (
+    FolderIndex,
+    Sample,
+    check_dataset_name,
+    dataset_folders,
+    describe,
+    load_pair,
+    split_samples,
+)
 from skinseg.data.transforms import build_transform, check_probability
 from skinseg.errors import UsageError
 from skinseg.hardware import AUTO, default_loader_workers, default_threads
+from skinseg.io import DataError
 
 log = logging.getLogger(__name__)
 
@@ -292,12 +300,11 @@ class SkinDataModule(L.LightningDataModule):
         if name is None:
             return []
         index = next((index for index in self.indexes if index.name == name), None)
-        if index is None:
-            index = FolderIndex(Path(self.hparams.root).expanduser() / name, name=name,
-                                cache_dir=self.hparams.cache_dir)
-        samples = index.split(split)
+        folder = Path(self.hparams.root).expanduser() / name if index is None else index.root
+        samples = index.split(split) if index else split_samples([(name, folder)], split,
+                                                                 cache_dir=self.hparams.cache_dir)
         if not samples:
-            raise DataError(f"data.{setting}={name}: no {split} images in {index.root}")
+            raise DataError(f"data.{setting}={name}: no {split} images in {folder}")
         return samples
 
     def _people(self, split: str) -> list[PersonFiles]:

@@ -26,15 +26,22 @@ import cv2
 import numpy as np
 
 from skinseg.data.demo import demo_dataset
-from skinseg.data.io import IMAGE_EXTENSIONS, DataError, read_image, read_mask
 from skinseg.errors import UsageError
 from skinseg.files import write_json
+from skinseg.io import (
+    IMAGE_EXTENSIONS,
+    MAX_LISTED,
+    SPLITS,
+    DataError,
+    list_by_stem,
+    read_image,
+    read_mask,
+    read_splits_file,
+)
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
 INDEX_VERSION = 1
-MAX_LISTED = 10
 
 
 @dataclass(frozen=True)
@@ -50,59 +57,10 @@ class Sample:
     width: int
 
 
-def list_by_stem(folder: Path) -> dict[str, Path]:
-    """Maps stem -> file for the supported image files in folder."""
-    files: dict[str, Path] = {}
-    duplicates = []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
-            continue
-        if path.stem in files:
-            duplicates.append(f"{files[path.stem].name} and {path.name}")
-        files[path.stem] = path
-    if duplicates:
-        raise DataError(
-            f"{folder}: several files share a stem ({'; '.join(duplicates[:MAX_LISTED])}); "
-            "keep one file per stem"
-        )
-    return files
-
-
 def _stable_fraction(stem: str) -> float:
     """A stem's fixed pseudo-random position in [0, 1), independent of the other files."""
     digest = hashlib.sha1(stem.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def read_splits_file(path: Path) -> dict[str, list[str]]:
-    """Reads and validates a splits.json: {"train": [stems], "val": [stems], "test": [stems]}, each optional.
-
-    Raises:
-        DataError: invalid JSON, other keys, a split that is not a list of strings, or a
-            stem listed in two splits.
-    """
-    try:
-        listed = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: invalid JSON ({error}); fix it or delete it") from error
-    if not isinstance(listed, dict) or not set(listed) <= set(SPLITS) or not listed:
-        shape = f"keys {list(listed)}" if isinstance(listed, dict) else f"a {type(listed).__name__}"
-        raise DataError(f'{path}: expected {{"train": [stems], "val": [stems], "test": [stems]}} '
-                        f"(each key optional), got {shape}")
-    first_split: dict[str, str] = {}
-    in_two = []
-    for split, split_stems in listed.items():
-        if not isinstance(split_stems, list) or not all(isinstance(stem, str) for stem in split_stems):
-            raise DataError(f'{path}: "{split}" must be a list of stems (strings, e.g. ["img01", "img02"]), '
-                            f"got {json.dumps(split_stems)[:80]}")
-        for stem in split_stems:
-            if first_split.setdefault(stem, split) != split:
-                in_two.append(f"{stem!r} in {first_split[stem]} and {split}")
-    if in_two:
-        more = f" and {len(in_two) - MAX_LISTED} more" if len(in_two) > MAX_LISTED else ""
-        raise DataError(f"{path}: stems listed in two splits ({', '.join(in_two[:MAX_LISTED])}{more}); "
-                        "keep each stem in one split")
-    return listed
 
 
 def _read_splits(root: Path, stems: Sequence[str], val_fraction: float) -> dict[str, str]:
@@ -367,6 +325,25 @@ def check_dataset_folder(folder: Path) -> None:
                         "environment variable) to a folder holding images/ and masks/")
 
 
+def split_samples(
+    folders: Sequence[tuple[str, Path]],
+    split: str,
+    val_fraction: float = 0.1,
+    resize_masks: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+) -> list[Sample]:
+    """The verified samples of one split of each dataset, in the order given: the one way a split is read.
+
+    Args:
+        folders: (name, folder) of each dataset, e.g. from `dataset_folders`.
+        split: "train", "val", "test" or "all" (train + val; see `FolderIndex.split`).
+        val_fraction, resize_masks, cache_dir: see `FolderIndex`.
+    """
+    return [sample for name, folder in folders
+            for sample in FolderIndex(folder, name=name, val_fraction=val_fraction, resize_masks=resize_masks,
+                                      cache_dir=cache_dir).split(split)]
+
+
 def load_pair(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     """Reads a verified pair: image uint8 (H,W,3) RGB and mask uint8 (H,W), same size."""
     image = read_image(sample.image)
@@ -384,4 +361,4 @@ def describe(samples: Sequence[Sample], splits: Sequence[str] = SPLITS) -> dict[
     return counts
 
 
-__all__ = ["FolderIndex", "Sample", "dataset_folders", "describe", "list_by_stem", "load_pair"]
+__all__ = ["FolderIndex", "Sample", "dataset_folders", "describe", "load_pair", "split_samples"]

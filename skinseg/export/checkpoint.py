@@ -27,13 +27,13 @@ import torch
 
 import skinseg
 from skinseg.checkpoints import TrainedNetwork, load_network
-from skinseg.data.folder import FolderIndex, Sample, dataset_folders, load_pair
-from skinseg.data.io import read_image
+from skinseg.data.folder import Sample, dataset_folders, load_pair, split_samples
 from skinseg.data.transforms import resize_transforms
 from skinseg.errors import CheckFailedError, UsageError
 from skinseg.export.onnx import export_onnx, has_dynamic_size, onnx_probabilities, required_opset
 from skinseg.files import refuse_existing, sha256, staging_folder, write_json
 from skinseg.inference.processing import DEFAULT_UPSAMPLE, DEFAULT_ZOOM_BELOW
+from skinseg.io import read_image
 from skinseg.metrics import confusion, false_positive_rate, iou_at_half, precision_recall_f1, soft_iou
 from skinseg.models.head import ProbabilityHead
 from skinseg.quant.fx import (
@@ -91,11 +91,7 @@ def checkpoint_samples(run_config: dict, split: str, data_dirs: Sequence[str] | 
             raise UsageError("the checkpoint records no data config; give --data DIR [DIR ...]")
         folders = local_data_folders(data)
         val_fraction, resize_masks = float(data.get("val_fraction", 0.1)), bool(data.get("resize_masks", False))
-    return [
-        sample
-        for name, folder in folders
-        for sample in FolderIndex(folder, name=name, val_fraction=val_fraction, resize_masks=resize_masks).split(split)
-    ]
+    return split_samples(folders, split, val_fraction, resize_masks)
 
 
 def interleave_datasets(samples: Sequence[Sample]) -> list[Sample]:

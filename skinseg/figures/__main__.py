@@ -61,9 +61,9 @@ def run_stats(args: argparse.Namespace, console: Console) -> None:
 
 
 def run_compare(args: argparse.Namespace, console: Console) -> None:
-    from skinseg.data.io import list_images
     from skinseg.figures.compare import compare_figure
     from skinseg.inference import create_predictor
+    from skinseg.io import list_images
 
     if not args.overwrite:
         refuse_existing([args.out], "choose another --out or pass --overwrite")

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from skinseg.data.io import DataError, read_image, read_mask
 from skinseg.files import save_figure
+from skinseg.io import DataError, read_image, read_mask
 from skinseg.metrics import iou_at_half
 
 MAGENTA = np.array([255, 0, 255], np.float32)

@@ -27,8 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from skinseg.data.io import DataError, read_image, read_mask
 from skinseg.files import refuse_existing, save_figure
+from skinseg.io import DataError, read_image, read_mask
 
 FIGURES = ("histograms_hsv.png", "histograms_ycbcr.png", "cbcr_planes.png", "hist2d_cb_cr.png")
 SKIN_COLOUR, OTHER_COLOUR, RANGE_COLOUR = "#d9822b", "#5b6b7a", "red"
@@ -61,7 +61,7 @@ def dataset_pairs(folder: str | os.PathLike) -> list[tuple[Path, Path]]:
     Raises:
         DataError: no such folder, no images/ or masks/ in it, or no pair.
     """
-    from skinseg.data.folder import list_by_stem
+    from skinseg.io import list_by_stem
 
     root = Path(folder).expanduser()
     if not (root / "images").is_dir() or not (root / "masks").is_dir():

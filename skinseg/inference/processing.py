@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from skinseg.data.io import read_image, to_uint8
 from skinseg.errors import UsageError
 from skinseg.inference.guided import guided_upsample
 from skinseg.inference.tiling import predict_tiled
+from skinseg.io import read_image, to_uint8
 from skinseg.resize import RESIZE_MODES, check_resize_mode, inner_size, resize_image
 
 ImageInput = Image.Image | np.ndarray | str | os.PathLike
@@ -46,14 +46,14 @@ def to_rgb(image: ImageInput) -> np.ndarray:
     """Any supported input -> RGB uint8 (H,W,3), upright.
 
     Args:
-        image: a file path (read with `skinseg.data.io.read_image`); a PIL image (EXIF
+        image: a file path (read with `skinseg.io.read_image`); a PIL image (EXIF
             orientation applied, converted to RGB); or a numpy array (H,W), (H,W,1),
             (H,W,3) RGB or (H,W,4) RGBA of uint8 (0-255), uint16 (0-65535, scaled to 8
             bits), bool, or float in [0, 1] (scaled by 255). Alpha channels are dropped,
             grey is repeated to RGB.
 
     Raises:
-        skinseg.data.io.DataError: a path that is missing or cannot be decoded.
+        skinseg.io.DataError: a path that is missing or cannot be decoded.
         ValueError, TypeError: an array of another shape, dtype or range (other
             integer types, floats outside [0, 1] or not finite), an empty image, or another type.
     """

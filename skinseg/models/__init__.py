@@ -3,7 +3,7 @@
 Every model returns logits of its input's size. U²Net-family models and BiRefNet_lite
 return `outputs.TrainingOutputs` (final logits and named side outputs) in training mode
 only; `outputs.final_logits` reads the map used for inference from either (the contract is
-`skinseg.models.outputs`).
+`skinseg.outputs`).
 
 Modules may declare what export and quantization need to know about them (read by
 `skinseg.export.onnx` and `skinseg.quant.fx`):

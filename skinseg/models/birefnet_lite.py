@@ -29,8 +29,8 @@ from torch.utils.checkpoint import checkpoint
 from torchvision.ops import deform_conv2d
 
 from skinseg.hardware import AUTO, autocast_dtype
-from skinseg.models.outputs import TrainingOutputs, resize_to
 from skinseg.models.swin import SwinTransformer
+from skinseg.outputs import TrainingOutputs, resize_to
 
 PARTS = ("backbone", "decoder")
 DTYPES = {

@@ -26,7 +26,7 @@ from torchvision.ops import Conv2dNormActivation
 
 from skinseg.errors import UsageError
 from skinseg.models.encoders import EncoderDecoder, EncoderWeights, check_keys
-from skinseg.models.outputs import LogitUpsample
+from skinseg.models.upsample import LogitUpsample
 
 BACKGROUND_CLASS = 0  # PASCAL VOC's class 0
 

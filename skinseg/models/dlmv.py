@@ -14,7 +14,7 @@ from torch import nn
 from torchvision.models import mobilenet_v3_large
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
-from skinseg.models.outputs import LogitUpsample
+from skinseg.models.upsample import LogitUpsample
 
 
 class DLMV(nn.Module):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from skinseg.models.outputs import final_logits
+from skinseg.outputs import final_logits
 
 
 class ProbabilityHead(nn.Module):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skinseg.models.outputs import TrainingOutputs
+from skinseg.outputs import TrainingOutputs
 
 U2NET_ENCODER = ((32, 64), (32, 128), (64, 256), (128, 512), (256, 512), (256, 512))
 U2NET_DECODER = ((16, 64), (32, 64), (64, 128), (128, 256), (256, 512))

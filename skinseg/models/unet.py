@@ -11,7 +11,7 @@ from torch import nn
 from torchvision.ops import Conv2dNormActivation
 
 from skinseg.models.encoders import EncoderDecoder
-from skinseg.models.outputs import LogitUpsample
+from skinseg.models.upsample import LogitUpsample
 
 
 class UnetBlock(nn.Module):

@@ -1,5 +1,7 @@
 """The model contract: what a network returns, and what export, quantization and the losses read.
 
+It sits below `skinseg.models` and `skinseg.losses`, which both speak it.
+
 In evaluation mode every network returns its final logits, (B,1,H,W) at the input's size;
 that is all export, quantization and inference see. In training mode a network with extra
 supervision returns `TrainingOutputs` (the same final logits first, then named side
@@ -13,7 +15,6 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 
 class TrainingOutputs(NamedTuple):
@@ -45,18 +46,3 @@ def final_logits(outputs: torch.Tensor | TrainingOutputs) -> torch.Tensor:
 def resize_to(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Bilinear resize (align_corners=True, as BiRefNet's original) of (B,C,h,w) to size (H,W)."""
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=True)
-
-
-class LogitUpsample(nn.Module):
-    """Bilinear upsampling of logits (B,C,h,w) to a reference's (H,W), plus optional logits at
-    that size (a residual refinement); no parameters.
-
-    A module of its own so that int8 quantization keeps it in float (`operates_on_logits`).
-    """
-
-    operates_on_logits = True
-
-    def forward(self, logits: torch.Tensor, reference: torch.Tensor,
-                residual: torch.Tensor | None = None) -> torch.Tensor:
-        upsampled = F.interpolate(logits, size=reference.shape[-2:], mode="bilinear", align_corners=False)
-        return upsampled if residual is None else upsampled + residual

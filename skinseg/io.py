@@ -1,12 +1,14 @@
-"""Reading images and masks of any common format into uint8 arrays, with clear errors.
+"""The files of the folder-dataset layout: images, masks and splits.json, read with clear errors.
 
 Images become RGB uint8 (H,W,3) and masks uint8 (H,W) on the 0-255 scale, whatever
 the file holds: RGBA (alpha dropped), greyscale, palette, CMYK, 16-bit, 0/1 masks,
 soft masks, EXIF-rotated photos. Every error names the file and says what to do.
+This module sits below `skinseg.data` and `skinseg.augment`, which both read these files.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
@@ -19,6 +21,8 @@ from skinseg.files import atomic_path
 
 __all__ = ["IMAGE_EXTENSIONS", "DataError", "read_image", "read_mask", "save_png", "to_uint8"]
 
+SPLITS = ("train", "val", "test")  # the keys a splits.json may hold
+MAX_LISTED = 10  # files named in one error message
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -151,3 +155,52 @@ def list_images(path: Path) -> list[Path]:
     if not images:
         raise UsageError(f"input {path}: no images ({', '.join(IMAGE_EXTENSIONS)})")
     return images
+
+
+def list_by_stem(folder: Path) -> dict[str, Path]:
+    """Maps stem -> file for the supported image files in folder."""
+    files: dict[str, Path] = {}
+    duplicates = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if path.stem in files:
+            duplicates.append(f"{files[path.stem].name} and {path.name}")
+        files[path.stem] = path
+    if duplicates:
+        raise DataError(
+            f"{folder}: several files share a stem ({'; '.join(duplicates[:MAX_LISTED])}); "
+            "keep one file per stem"
+        )
+    return files
+
+
+def read_splits_file(path: Path) -> dict[str, list[str]]:
+    """Reads and validates a splits.json: {"train": [stems], "val": [stems], "test": [stems]}, each optional.
+
+    Raises:
+        DataError: invalid JSON, other keys, a split that is not a list of strings, or a
+            stem listed in two splits.
+    """
+    try:
+        listed = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: invalid JSON ({error}); fix it or delete it") from error
+    if not isinstance(listed, dict) or not set(listed) <= set(SPLITS) or not listed:
+        shape = f"keys {list(listed)}" if isinstance(listed, dict) else f"a {type(listed).__name__}"
+        raise DataError(f'{path}: expected {{"train": [stems], "val": [stems], "test": [stems]}} '
+                        f"(each key optional), got {shape}")
+    first_split: dict[str, str] = {}
+    in_two = []
+    for split, split_stems in listed.items():
+        if not isinstance(split_stems, list) or not all(isinstance(stem, str) for stem in split_stems):
+            raise DataError(f'{path}: "{split}" must be a list of stems (strings, e.g. ["img01", "img02"]), '
+                            f"got {json.dumps(split_stems)[:80]}")
+        for stem in split_stems:
+            if first_split.setdefault(stem, split) != split:
+                in_two.append(f"{stem!r} in {first_split[stem]} and {split}")
+    if in_two:
+        more = f" and {len(in_two) - MAX_LISTED} more" if len(in_two) > MAX_LISTED else ""
+        raise DataError(f"{path}: stems listed in two splits ({', '.join(in_two[:MAX_LISTED])}{more}); "
+                        "keep each stem in one split")
+    return listed
