@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from skinseg.export.onnx import export_onnx, has_dynamic_size, onnx_probabilities
 from skinseg.models import MODELS, ProbabilityHead, create_model
@@ -23,6 +24,22 @@ TRAINING_OUTPUTS = {"u2net": 7, "u2netp": 7, "dlmv": 1, "birefnet_lite": 10, "un
 
 def test_registry_covers_every_model():
     assert set(MODELS) == set(PARAMETERS) == set(TINY_NETS) == set(TRAINING_OUTPUTS)
+
+
+def test_a_network_is_one_module_and_one_model_config():
+    """Every registered network has its configs/model/NAME.yaml and every model config a network; the
+    lists of models elsewhere (benches, flops, configs) are read from the registry."""
+    from skinseg.bench.train import benchmarked_models
+    from skinseg.models import register
+
+    from .conftest import ROOT
+
+    assert {path.stem for path in (ROOT / "configs" / "model").glob("*.yaml")} == set(MODELS)
+    assert set(benchmarked_models()) == {name for name in MODELS if (ROOT / "configs" / "experiment" /
+                                                                     f"{name}_public.yaml").is_file()}
+    with pytest.raises(ValueError, match="registered twice"):
+        register("u2netp")(nn.Identity)
+    assert MODELS["u2netp"] is not nn.Identity
 
 
 def test_unknown_name_lists_valid_names():

@@ -49,7 +49,7 @@ from skinseg.errors import (
 )
 from skinseg.export.onnx import INPUT_NAME, export_onnx, has_dynamic_size
 from skinseg.hardware import cpu_info, default_threads
-from skinseg.models import create_model
+from skinseg.models import MODELS, create_model
 from skinseg.models.head import ProbabilityHead
 from skinseg.quant.fx import (
     ENGINES,
@@ -62,7 +62,6 @@ from skinseg.quant.fx import (
 )
 
 SIZES = (256, 320, 512, 1024, 1280, 1728, 2048)
-MODELS = ("u2netp", "u2net", "dlmv", "birefnet_lite", "unet", "deeplabv3")
 REFERENCE = "ONNX Runtime fp32"
 
 
@@ -185,7 +184,7 @@ def read_cells(csv_path: Path) -> Table:
 
 
 def with_earlier_cells(table: Table, earlier: Table) -> tuple[Table, int]:
-    """The table plus the earlier cells it lacks, rows in MODELS order; and how many were added."""
+    """The table plus the earlier cells it lacks, rows by model name; and how many were added."""
     merged = {key: dict(cells) for key, cells in table.items()}
     kept = 0
     for key, cells in earlier.items():
@@ -194,7 +193,7 @@ def with_earlier_cells(table: Table, earlier: Table) -> tuple[Table, int]:
             if size not in row:
                 row[size] = seconds
                 kept += 1
-    order = {name: index for index, name in enumerate(MODELS)}
+    order = {name: index for index, name in enumerate(sorted(MODELS))}
     rows = sorted(merged.items(), key=lambda item: order.get(item[0][0], len(order)))  # stable: runtimes keep order
     return dict(rows), kept
 
@@ -249,7 +248,7 @@ def markdown(table: dict[tuple[str, str], dict[int, float | None]], sizes: list[
 @user_command
 def main(argv: list[str]) -> None:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    parser.add_argument("--models", nargs="+", default=sorted(MODELS), choices=sorted(MODELS))
     parser.add_argument("--sizes", nargs="+", type=at_least(32), default=list(SIZES))
     parser.add_argument("--runs", type=at_least(1), default=5, help="timed rounds (default 5)")
     parser.add_argument("--budget", type=positive_float, default=10.0,

@@ -1,6 +1,7 @@
 """Training-speed benchmark: `python -m skinseg.bench.train [--models u2netp dlmv] [--quick]`.
 
-For each model at its training size it prints one table row per precision:
+For each model with a `experiment=NAME_public` recipe, at that recipe's input size and batch
+size, with its loss and optimiser, it prints one table row per precision:
 - training images/s of a plain PyTorch loop (the baseline) and of skinseg's
   LightningModule under a Lightning Trainer, over the same model, optimiser and
   in-memory batches, and their ratio (the module's overhead; target <= 5 %);
@@ -18,12 +19,12 @@ Each figure is the median over `--repeats` runs of `--steps` timed steps after w
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import os
 import statistics
 import time
 from collections.abc import Iterable
-from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -31,15 +32,12 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+import skinseg
 from skinseg.data import SkinDataModule
 from skinseg.errors import ArgumentParser, add_debug_option, at_least, thread_count, user_command
 from skinseg.hardware import cpu_info, default_loader_workers, default_threads, resolve_precision
-from skinseg.losses import BceDiceLoss
 from skinseg.module import SkinSegModule
 
-TRAIN_SIZES = {"u2netp": 320, "u2net": 320, "dlmv": 256}
-BATCH_SIZES = {"u2netp": 8, "u2net": 4, "dlmv": 16}
-LOSS_WEIGHTS = {"u2netp": (1 / 3, 2 / 3), "u2net": (1 / 3, 2 / 3), "dlmv": (0.5, 0.5)}
 PRECISIONS = ("32-true", "bf16-mixed")
 
 
@@ -61,15 +59,33 @@ def make_batches(count: int, batch_size: int, size: int, seed: int = 0) -> list[
     return batches
 
 
+def benchmarked_models() -> list[str]:
+    """The registered networks with a `experiment=NAME_public` recipe, whose settings the rows use."""
+    from skinseg.models import MODELS
+
+    experiments = Path(skinseg.__file__).parent / "configs" / "experiment"
+    return [name for name in sorted(MODELS) if (experiments / f"{name}_public.yaml").is_file()]
+
+
+@functools.cache
+def recipe(name: str) -> tuple[dict, int, int]:
+    """The model config (plain containers), input size and batch size of `experiment=NAME_public`."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module("skinseg.configs", version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={name}_public"])
+    GlobalHydra.instance().clear()
+    return OmegaConf.to_container(cfg.model, resolve=True), int(cfg.data.image_size), int(cfg.data.batch_size)
+
+
 def build_module(name: str) -> SkinSegModule:
-    bce, dice = LOSS_WEIGHTS[name]
-    return SkinSegModule(
-        net={"name": name},
-        loss=BceDiceLoss(bce, dice),
-        optimizer=partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.0),
-        input_size=TRAIN_SIZES[name],
-        channels_last=True,
-    )
+    """The LightningModule of `experiment=NAME_public` (loss, optimiser, scheduler as that run trains)."""
+    from hydra.utils import instantiate
+
+    return instantiate(recipe(name)[0], _convert_="all")
 
 
 def plain_loop_times(name: str, batches: list[dict], precision: str) -> list[float]:
@@ -77,7 +93,7 @@ def plain_loop_times(name: str, batches: list[dict], precision: str) -> list[flo
     torch.manual_seed(0)
     module = build_module(name)
     net, loss_fn = module.net.train(), module.loss_fn
-    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=0.0)
+    optimizer = module.optimizer_factory(net.parameters())
     times = []
     for batch in batches:
         start = time.perf_counter()
@@ -191,7 +207,7 @@ def hardware_header() -> str:
 @user_command
 def main(argv: list[str]) -> None:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=list(TRAIN_SIZES), choices=list(TRAIN_SIZES))
+    parser.add_argument("--models", nargs="+", default=benchmarked_models(), choices=benchmarked_models())
     parser.add_argument("--size", type=at_least(32), help="input size for every model (default: each one's own)")
     parser.add_argument("--batch-size", type=at_least(1), help="batch size for every model (default: each one's own)")
     parser.add_argument("--steps", type=at_least(1), default=3, help="timed steps per run")
@@ -230,7 +246,8 @@ def main(argv: list[str]) -> None:
         sweep.add_column(column, justify="right")
 
     for name in args.models:
-        batch_size, size = args.batch_size or BATCH_SIZES[name], args.size or TRAIN_SIZES[name]
+        _, recipe_size, recipe_batch_size = recipe(name)
+        batch_size, size = args.batch_size or recipe_batch_size, args.size or recipe_size
         batches = make_batches(args.warmup + args.steps, batch_size, size)
         loader_rate, source = data_pipeline_rate(
             size, batch_size, args.workers, args.data_batches, data_root, args.cache

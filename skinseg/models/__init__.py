@@ -15,40 +15,15 @@ Modules may declare what export and quantization need to know about them (read b
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import nn
-
-from skinseg.errors import UnknownNameError
+# importing a model module registers its class (`@register`); a new network is one module here
 from skinseg.models.birefnet_lite import BiRefNetLite
 from skinseg.models.deeplabv3 import DeepLabV3
 from skinseg.models.dlmv import DLMV
 from skinseg.models.head import ProbabilityHead
+from skinseg.models.registry import MODELS, create_model, register
 from skinseg.models.u2net import U2Net
 from skinseg.models.u2netp import U2NetP
 from skinseg.models.unet import Unet
 
-MODELS: dict[str, type[nn.Module]] = {
-    "u2net": U2Net,
-    "u2netp": U2NetP,
-    "dlmv": DLMV,
-    "birefnet_lite": BiRefNetLite,
-    "unet": Unet,
-    "deeplabv3": DeepLabV3,
-}
-
-
-def create_model(name: str, **kwargs: Any) -> nn.Module:
-    """Builds a registered model by name, e.g. `create_model("u2netp", num_classes=1)`.
-
-    Raises:
-        KeyError: for an unknown name; the message lists the valid names.
-    """
-    try:
-        model_class = MODELS[name]
-    except KeyError:
-        raise UnknownNameError(f"unknown model {name!r}; valid names: {', '.join(sorted(MODELS))}") from None
-    return model_class(**kwargs)
-
-
-__all__ = ["BiRefNetLite", "DLMV", "DeepLabV3", "Unet", "MODELS", "ProbabilityHead", "U2Net", "U2NetP", "create_model"]
+__all__ = ["BiRefNetLite", "DLMV", "DeepLabV3", "MODELS", "ProbabilityHead", "U2Net", "U2NetP", "Unet", "create_model",
+           "register"]

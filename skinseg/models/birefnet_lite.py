@@ -29,6 +29,7 @@ from torch.utils.checkpoint import checkpoint
 from torchvision.ops import deform_conv2d
 
 from skinseg.hardware import AUTO, autocast_dtype
+from skinseg.models.registry import register
 from skinseg.models.swin import SwinTransformer
 from skinseg.outputs import TrainingOutputs, resize_to
 
@@ -419,6 +420,7 @@ class Decoder(nn.Module):
         return self.conv_out1(torch.cat([p1, self.ipt_blk1(image)], dim=1))
 
 
+@register("birefnet_lite")
 class BiRefNetLite(nn.Module):
     """BiRefNet_lite; the defaults build the original (44,313,720 parameters).
 

@@ -26,6 +26,7 @@ from torchvision.ops import Conv2dNormActivation
 
 from skinseg.errors import UsageError
 from skinseg.models.encoders import EncoderDecoder, EncoderWeights, check_keys
+from skinseg.models.registry import register
 from skinseg.models.upsample import LogitUpsample
 
 BACKGROUND_CLASS = 0  # PASCAL VOC's class 0
@@ -82,6 +83,7 @@ class LowLevelSkip(nn.Module):
         return self.correction(self.fuse(torch.cat([projected, self.reduce(low_level)], dim=1)))
 
 
+@register("deeplabv3")
 class DeepLabV3(EncoderDecoder):
     """DeepLabV3 (PASCAL head layout) on a dilated encoder, optionally with a low-level skip.
 

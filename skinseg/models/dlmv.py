@@ -14,9 +14,11 @@ from torch import nn
 from torchvision.models import mobilenet_v3_large
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
+from skinseg.models.registry import register
 from skinseg.models.upsample import LogitUpsample
 
 
+@register("dlmv")
 class DLMV(nn.Module):
     """DeepLabV3 head (ASPP) on a dilated MobileNetV3-Large (output stride 16).
 

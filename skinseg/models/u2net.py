@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skinseg.models.registry import register
 from skinseg.outputs import TrainingOutputs
 
 U2NET_ENCODER = ((32, 64), (32, 128), (64, 256), (128, 512), (256, 512), (256, 512))
@@ -157,6 +158,7 @@ class SideAlignment(nn.Module):
         return torch.cat(aligned, dim=1), aligned
 
 
+@register("u2net")
 class U2Net(nn.Module):
     """U²Net with six RSU stages down, five up, six side heads and a fuse convolution.
 

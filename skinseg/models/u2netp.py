@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from skinseg.models.registry import register
 from skinseg.models.u2net import U2NET_HEIGHTS, U2Net
 
 U2NETP_ENCODER = ((16, 64),) * 6
 U2NETP_DECODER = ((16, 64),) * 5
 
 
+@register("u2netp")
 class U2NetP(U2Net):
     """U²Net with narrow stages; the defaults give 1,131,181 parameters for one class.
 

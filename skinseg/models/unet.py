@@ -11,6 +11,7 @@ from torch import nn
 from torchvision.ops import Conv2dNormActivation
 
 from skinseg.models.encoders import EncoderDecoder
+from skinseg.models.registry import register
 from skinseg.models.upsample import LogitUpsample
 
 
@@ -33,6 +34,7 @@ class UnetBlock(nn.Module):
         return self.convs(torch.cat([x, skip], dim=1))
 
 
+@register("unet")
 class Unet(EncoderDecoder):
     """U-Net decoder over the four finer stages of an encoder; logits at stride 2, upsampled.
 
