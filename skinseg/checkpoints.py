@@ -35,8 +35,8 @@ class TrainedNetwork:
 
     @property
     def resize_mode(self) -> str:
-        """"squash" or "letterbox", as the run's data config resized images."""
-        return (self.run_config.get("data") or {}).get("resize_mode", "squash")
+        """"squash" or "letterbox": the model's input spec (checkpoints before it was one: the data config's)."""
+        return self.hparams.get("resize_mode") or (self.run_config.get("data") or {}).get("resize_mode", "squash")
 
 
 TRAINING_ONLY_ARGUMENTS = ("device_map", "stage_dtypes", "encoder_weights")

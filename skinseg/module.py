@@ -22,6 +22,7 @@ from skinseg.errors import MissingFileError, NotAModelError, UsageError
 from skinseg.losses import BceDiceLoss
 from skinseg.models import create_model
 from skinseg.outputs import TrainingOutputs, final_logits
+from skinseg.resize import check_resize_mode
 
 
 class SegmentationScores(Metric):
@@ -193,8 +194,12 @@ class SkinSegModule(L.LightningModule):
         optimizer: partial taking `params`, e.g. `partial(torch.optim.AdamW, lr=1e-3)`.
         scheduler: partial taking the optimizer (and `total_steps` if it accepts it).
         scheduler_interval: "step" or "epoch".
-        input_size: the model's usual square input size; replaced by the datamodule's
-            image size when training, so checkpoints record what they were trained at.
+        input_size: the side of the square network input. With `resize_mode`, `input_mean`
+            and `input_std` this is the model's input spec: the data config reads size and
+            resize mode from here (`${model.input_size}`), the checkpoint records them once, and
+            export and inference read them from there.
+        resize_mode: how images become squares: "squash" (stretched, as the original) or
+            "letterbox" (aspect kept, padded bottom/right).
         channels_last: use the NHWC memory format (faster convolutions on CPU and GPU).
         compile: compile the network with torch.compile.
         pretrained: local state dict / checkpoint to start from.
@@ -227,6 +232,7 @@ class SkinSegModule(L.LightningModule):
         scheduler: Callable | None = None,
         scheduler_interval: str = "step",
         input_size: int = 320,
+        resize_mode: str = "squash",
         channels_last: bool = False,
         compile: bool = False,
         pretrained: str | None = None,
@@ -240,6 +246,7 @@ class SkinSegModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["loss", "optimizer", "scheduler"], logger=False)
+        check_resize_mode(resize_mode, "model.resize_mode")
         if scheduler_interval not in ("step", "epoch"):
             raise ValueError(f"model.scheduler_interval must be 'step' or 'epoch', got {scheduler_interval!r}")
         if not encoder_lr_scale > 0:
@@ -282,9 +289,6 @@ class SkinSegModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None)
-        image_size = getattr(datamodule, "hparams", {}).get("image_size")
-        if image_size:  # record the size actually trained at, for export and model cards
-            self.hparams["input_size"] = image_size
         names = list(getattr(datamodule, "dataset_names", None) or self.dataset_names)
         pooled = [not name.startswith(VIEW_PREFIX) for name in names]
         if names != self.dataset_names:

@@ -174,6 +174,19 @@ def unset_keys(node: Any, prefix: str = "") -> list[str]:
     return [prefix[:-1]] if node == "???" else []
 
 
+def check_input_spec(cfg: DictConfig) -> None:
+    """Refuses a data config that resizes to another size or mode than the model's input spec.
+
+    The model owns the spec (`model.input_size`, `model.resize_mode`) and the data config reads it;
+    setting `data.image_size` alone would train at one size and record another in the checkpoint.
+    """
+    for data_key, model_key in (("image_size", "input_size"), ("resize_mode", "resize_mode")):
+        data_value, model_value = cfg.data.get(data_key), cfg.model.get(model_key)
+        if data_key in cfg.data and model_key in cfg.model and data_value != model_value:
+            raise UsageError(f"data.{data_key}={data_value} differs from model.{model_key}={model_value}: the model "
+                             f"owns the input spec and the data reads it; set model.{model_key}={data_value} instead")
+
+
 def run_test_loop(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule,
                   best_checkpoint: str | None) -> dict[str, Any]:
     """Runs Lightning's test loop on the test splits: with the best checkpoint's weights, else the final ones.
@@ -208,6 +221,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("ckpt_path"):
         check_resume_checkpoint(cfg.ckpt_path)
     check_setting_ranges({key: cfg[key] for key in RUN_RULES if key in cfg}, "", RUN_RULES)
+    check_input_spec(cfg)
     check_setting_types(OmegaConf.to_container(cfg.data, resolve=True), "data")
     datamodule = instantiate(cfg.data, _convert_="all")  # its settings checked before anything is logged
     datamodule.folders()  # and its folders

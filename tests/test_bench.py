@@ -212,7 +212,7 @@ def test_protocol_trains_without_the_held_out_sets_for_equal_time_and_scores_the
     weights = tmp_path / "weights"
     weights.mkdir()
     (weights / "deeplabv3_mobilenet_v2_pascal.pt").write_bytes(tiny_pretrained.read_bytes())
-    common = ["data.image_size=64", "data.batch_size=2", "data.num_workers=0", "callbacks.rich_progress_bar=null",
+    common = ["model.input_size=64", "data.batch_size=2", "data.num_workers=0", "callbacks.rich_progress_bar=null",
               "trainer.precision=32-true"]
     argv = ["--data", str(data), "--weights", str(weights), "--minutes", "0.02", "--probe-steps", "2",
             "--recipe", "scratch", "model=deeplabv3", *tiny_overrides("deeplabv3"), *common,

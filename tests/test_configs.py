@@ -131,9 +131,26 @@ def test_public_data_holds_the_scenes_sets(cfg_factory):
         assert "negatives" in cfg.data.datasets and cfg.data.weights is None
 
 
-def test_data_size_follows_the_model(cfg_factory):
-    assert cfg_factory(["model=dlmv", "data=public"]).data.image_size == 256
-    assert cfg_factory(["model=u2netp", "data=public"]).data.image_size == 320
+def test_the_model_owns_the_input_spec_and_the_data_reads_it(cfg_factory):
+    """model.input_size / model.resize_mode are set once; the data config reads them; the demo data asks
+    any model for 128 px (configs/model_for_data/demo.yaml); a data setting of its own is refused."""
+    import pytest
+
+    from skinseg.errors import UsageError
+    from skinseg.training import check_input_spec
+
+    for overrides, spec in {("model=dlmv", "data=public"): (256, "squash"),
+                            ("model=u2netp", "data=public"): (320, "squash"),
+                            ("model=birefnet_lite", "data=public"): (1728, "letterbox"),
+                            ("model=dlmv",): (128, "squash"),  # demo data
+                            ("model.input_size=96", "model.resize_mode=letterbox"): (96, "letterbox")}.items():
+        cfg = cfg_factory(list(overrides))
+        assert (cfg.model.input_size, cfg.model.resize_mode) == spec
+        assert (cfg.data.image_size, cfg.data.resize_mode) == spec
+        check_input_spec(cfg)
+    with pytest.raises(UsageError, match=r"data.image_size=64 differs from model.input_size=128: .* set "
+                                         r"model.input_size=64 instead"):
+        check_input_spec(cfg_factory(["data.image_size=64"]))
 
 
 def test_the_installed_commands_find_the_packaged_configs():

@@ -420,7 +420,7 @@ def test_public_lfw_faces_has_a_test_split(tmp_path, cache_dir):
     index = FolderIndex(public_dataset("lfw_faces"), cache_dir=cache_dir)
     counts = {split: len(index.split(split)) for split in ("train", "val", "test", "all")}
     assert counts == {"train": 1500, "val": 500, "test": 927, "all": 2000}
-    overrides = ["data=public", "data.datasets=[lfw_faces]", "data.image_size=32", "data.num_workers=0"]
+    overrides = ["data=public", "data.datasets=[lfw_faces]", "model.input_size=32", "data.num_workers=0"]
     cfg = compose_train(overrides, tmp_path, cache_dir)
     module = instantiate(cfg.data, _convert_="all")
     module.setup("test")

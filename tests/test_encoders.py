@@ -213,7 +213,7 @@ def test_fine_tuning_freezes_the_encoder_first_and_keeps_pretrained_statistics(t
     cfg = compose_train([
         "model=deeplabv3", *tiny_overrides("deeplabv3"), f"model.encoder_weights={tiny_pretrained}",
         "model.freeze_pretrained_bn=true", "model.encoder_lr_scale=0.1", f"model.freeze_encoder_steps={freeze_steps}",
-        "data.demo.num_train=8", "data.demo.num_val=4", "data.image_size=64", "data.batch_size=4",
+        "data.demo.num_train=8", "data.demo.num_val=4", "model.input_size=64", "data.batch_size=4",
         "data.num_workers=0", "trainer.max_epochs=1", "callbacks.rich_progress_bar=null",
     ], tmp_path, cache_dir)
     summary = train(cfg)

@@ -80,7 +80,7 @@ def test_mediapipe_is_listed_as_skipped_when_absent(eval_cfg, tmp_path):
 def test_a_trained_checkpoint_is_evaluated(eval_cfg, cfg_factory, tmp_path):
     summary = train(cfg_factory([
         "model=dlmv", *tiny_overrides("dlmv"),
-        "data.demo.num_train=8", "data.demo.num_val=4", "data.image_size=64", "data.batch_size=4",
+        "data.demo.num_train=8", "data.demo.num_val=4", "model.input_size=64", "data.batch_size=4",
         "data.num_workers=0", "trainer.max_epochs=1", "callbacks.rich_progress_bar=null", "logger=csv",
     ]))
     checkpoint = summary["best_checkpoint"]

@@ -36,11 +36,11 @@ def checkpoints(tmp_path_factory, cache_dir, tiny_pretrained):
     paths = {}
     for name, extra in TINY.items():
         folder = tmp_path_factory.mktemp(f"train_{name}")
-        resize = [] if name == "birefnet_lite" else [f"data.resize_mode={RESIZE[name]}"]
+        resize = [] if name == "birefnet_lite" else [f"model.resize_mode={RESIZE[name]}"]
         if name == "deeplabv3":
             extra = [*extra, f"model.encoder_weights={tiny_pretrained}"]
         cfg = compose_train([f"model={name}", *extra, "data.demo.num_train=8", "data.demo.num_val=4",
-                             "data.image_size=64", "data.batch_size=4", "data.num_workers=0", *resize,
+                             "model.input_size=64", "data.batch_size=4", "data.num_workers=0", *resize,
                              "trainer.max_epochs=1", "callbacks.rich_progress_bar=null"], folder, cache_dir)
         paths[name] = train(cfg)["best_checkpoint"]
     return paths

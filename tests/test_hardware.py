@@ -161,7 +161,7 @@ def test_train_resolves_auto_and_says_why(cfg_factory, monkeypatch, caplog):
     monkeypatch.setattr(hardware, "cpu_info", lambda: ZEN3)
     monkeypatch.setattr(training, "cpu_info", lambda: ZEN3)
     cfg = cfg_factory(["trainer.precision=auto", "debug=fdr", "data.demo.num_train=8", "data.demo.num_val=4",
-                       "data.image_size=64", "data.batch_size=4", "threads=1", "data.num_workers=auto"])
+                       "model.input_size=64", "data.batch_size=4", "threads=1", "data.num_workers=auto"])
     threads = torch.get_num_threads()
     try:
         with caplog.at_level(logging.INFO, logger="skinseg.training"):
@@ -207,8 +207,9 @@ def test_bad_threads_and_workers_are_refused(cfg_factory):
     from skinseg.data import SkinDataModule
     from skinseg.training import resolve_hardware
 
-    with pytest.raises(ValueError, match="threads must be 'auto' or a positive integer"):
-        resolve_hardware(cfg_factory(["threads=0"]))
+    for threads in (0, 100_000):
+        with pytest.raises(ValueError, match="threads must be 'auto' or 1 to"):
+            resolve_hardware(cfg_factory([f"threads={threads}"]))
     with pytest.raises(ValueError, match="data.num_workers must be 'auto' or an integer >= 0"):
         SkinDataModule("unused", num_workers="many")
     assert SkinDataModule("unused", num_workers=3).num_workers == 3

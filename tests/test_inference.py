@@ -63,7 +63,7 @@ def trained(tmp_path_factory, cache_dir):
         "model=dlmv", *tiny_overrides("dlmv"),
         "model.input_mean=[0.485,0.456,0.406]", "model.input_std=[0.229,0.224,0.225]",
         "data.demo.num_train=4", "data.demo.num_val=2", "data.demo.min_size=48", "data.demo.max_size=64",
-        "data.image_size=64", "data.batch_size=4", "data.resize_mode=letterbox", "data.num_workers=0",
+        "model.input_size=64", "data.batch_size=4", "model.resize_mode=letterbox", "data.num_workers=0",
         "trainer.max_epochs=1", "callbacks.rich_progress_bar=null", "logger=csv",
     ], folder, cache_dir)
     checkpoint = train(cfg)["best_checkpoint"]

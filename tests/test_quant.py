@@ -23,7 +23,7 @@ from .conftest import compose_train, exit_2_message, tiny_overrides
 # U²Net is the same class as U²NetP (deeper, wider): its int8 export parity for every engine is
 # in test_models, and repeating PTQ and QAT here for it would add a minute to the suite
 TINY = {name: tiny_overrides(name) for name in ("u2netp", "dlmv", "deeplabv3")}
-DEMO = ["data.demo.num_train=32", "data.demo.num_val=8", "data.image_size=64", "data.batch_size=4",
+DEMO = ["data.demo.num_train=32", "data.demo.num_val=8", "model.input_size=64", "data.batch_size=4",
         "data.num_workers=0", "callbacks.rich_progress_bar=null"]
 # int8 vs fp32 on a briefly trained tiny model: mean |Δp| at the model's input size, and the
 # fraction of full-resolution pixels on the same side of 0.5

@@ -31,7 +31,7 @@ from .conftest import (
 SMALL_DEMO = [
     "data.demo.num_train=16",
     "data.demo.num_val=8",
-    "data.image_size=64",
+    "model.input_size=64",
     "data.batch_size=4",
     "data.num_workers=0",
 ]
@@ -78,7 +78,7 @@ def test_a_few_steps_on_one_public_dataset(cfg_factory, tmp_path):
         [
             "data=public",
             "data.datasets=[abd]",
-            "data.image_size=64",
+            "model.input_size=64",
             "data.batch_size=4",
             "data.num_workers=0",
             "trainer.max_epochs=1",
@@ -104,7 +104,7 @@ def test_invalid_config_values_fail_before_training(cfg_factory):
     with pytest.raises(InstantiationException, match="valid names: birefnet_lite, deeplabv3, dlmv, u2net, u2netp, unet"):
         train(cfg_factory(["model.net.name=u3net", "debug=fdr", *SMALL_DEMO]))
     with pytest.raises(InstantiationException, match="resize_mode"):
-        train(cfg_factory(["data.resize_mode=stretch", "debug=fdr", *SMALL_DEMO]))
+        train(cfg_factory(["model.resize_mode=stretch", "debug=fdr", *SMALL_DEMO]))
 
 
 def test_output_folder_of_an_earlier_run_is_not_overwritten(cfg_factory, tmp_path):
@@ -133,7 +133,7 @@ def test_resume_after_sigkill_mid_epoch(tmp_path, cache_dir):
     common = [
         "data.demo.num_train=48",
         "data.demo.num_val=8",
-        "data.image_size=64",
+        "model.input_size=64",
         "data.batch_size=4",
         "data.num_workers=0",
         "trainer.max_epochs=3",
@@ -183,7 +183,7 @@ def test_ddp_sim_two_cpu_processes(tmp_path, cache_dir):
 def test_scenes_without_skin_train_and_report_their_fpr(cfg_factory, folder_dataset, scenes_dataset):
     """A dataset of empty masks trains (weighted) and validates as the share called skin, not an IoU."""
     summary = train(cfg_factory([
-        "data=folder", f"data.root={folder_dataset.parent}", "data.datasets=[toy,scenes]", "data.image_size=32",
+        "data=folder", f"data.root={folder_dataset.parent}", "data.datasets=[toy,scenes]", "model.input_size=32",
         "data.batch_size=4", "data.num_workers=0", "data.augment=none", "data.weights={scenes: 2.0}",
         "trainer.max_epochs=1", "callbacks.rich_progress_bar=null", *tiny_overrides("u2net"),
     ]))
@@ -199,7 +199,7 @@ def test_the_test_loop_after_fit_reports_the_test_splits(folder_dataset, scenes_
     (folder_dataset / "splits.json").write_text(json.dumps({"train": stems[:6], "val": stems[6:8],
                                                             "test": stems[8:]}))
     common = ["data=folder", f"data.root={folder_dataset.parent}", "data.datasets=[toy,scenes]",
-              "data.image_size=64", "data.batch_size=4", "data.num_workers=0",
+              "model.input_size=64", "data.batch_size=4", "data.num_workers=0",
               "callbacks.rich_progress_bar=null", "model=dlmv", *tiny_overrides("dlmv"), "test=true"]
     summary = train(compose_train([*common, "trainer.max_epochs=1"], tmp_path / "fit", cache_dir))
     assert summary["tested"] == summary["best_checkpoint"] and Path(summary["tested"]).is_file()
@@ -211,7 +211,7 @@ def test_the_test_loop_after_fit_reports_the_test_splits(folder_dataset, scenes_
 
 
 def test_the_test_loop_without_a_test_split_fails_before_training(cfg_factory, scenes_dataset, tmp_path):
-    overrides = ["data=folder", f"data.root={scenes_dataset}", "data.image_size=64", "data.num_workers=0",
+    overrides = ["data=folder", f"data.root={scenes_dataset}", "model.input_size=64", "data.num_workers=0",
                  "test=true", "debug=fdr"]
     with pytest.raises(DataError, match=r'no test images: none of .*scenes/splits.json lists a "test"'):
         train(cfg_factory(overrides))

@@ -69,7 +69,7 @@ DEFAULT_RECIPES = {
     "plain (flips only)": ["data.augment=none"],
     "seed26": [],
     "seed26 + composite 0.5": ["data.composite=0.5"],
-    "seed26, letterbox": ["data.resize_mode=letterbox"],
+    "seed26, letterbox": ["model.resize_mode=letterbox"],
 }
 
 
@@ -143,7 +143,7 @@ def scenes_study(args: argparse.Namespace, recipes: dict[str, list[str]]) -> Non
     data_dir = args.data.expanduser().resolve()
     cache_dir = Path(os.environ.get("SKINSEG_CACHE", PROJECT_ROOT / ".cache"))
     env = {**os.environ, "SKINSEG_DATA": str(data_dir), "SKINSEG_CACHE": str(cache_dir)}
-    base = ["data=public", f"model={args.model}", f"data.image_size={args.size}", f"trainer.max_epochs={args.epochs}",
+    base = ["data=public", f"model={args.model}", f"model.input_size={args.size}", f"trainer.max_epochs={args.epochs}",
             *args.set]
     console = Console(width=160)
     trained = []
@@ -245,7 +245,7 @@ def main(argv: list[str]) -> None:
     recipes = recipes or DEFAULT_RECIPES
     kept = [name for name in args.datasets if name != args.holdout]
     base = ["data=public", f"data.datasets=[{','.join(kept)}]", "data.val_views=[]", f"model={args.model}",
-            f"data.image_size={args.size}", f"trainer.max_epochs={args.epochs}", *args.set]
+            f"model.input_size={args.size}", f"trainer.max_epochs={args.epochs}", *args.set]
     data_dir = args.data.expanduser().resolve()
     cache_dir = Path(os.environ.get("SKINSEG_CACHE", PROJECT_ROOT / ".cache"))
     env = {**os.environ, "SKINSEG_DATA": str(data_dir), "SKINSEG_CACHE": str(cache_dir)}

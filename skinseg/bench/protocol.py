@@ -51,9 +51,9 @@ BASE_OVERRIDES = [
 ]
 PASCAL = "model.encoder_weights=${paths.weights_dir}/deeplabv3_mobilenet_v2_pascal.pt"
 IMAGENET = "model.encoder_weights=${paths.weights_dir}/mobilenet_v2_imagenet.pt"
-MOBILENET = ["data.image_size=256", "data.batch_size=16", "data.augment=none"]
+MOBILENET = ["model.input_size=256", "data.batch_size=16", "data.augment=none"]
 DEFAULT_RECIPES = {
-    "u2netp scratch": ["model=u2netp", "data.image_size=320", "data.batch_size=8", "data.augment=none"],
+    "u2netp scratch": ["model=u2netp", "model.input_size=320", "data.batch_size=8", "data.augment=none"],
     "unet scratch": ["model=unet", "model.encoder_weights=null", *MOBILENET],
     "unet imagenet": ["model=unet", IMAGENET, *MOBILENET],
     "unet pascal": ["model=unet", PASCAL, *MOBILENET],

@@ -78,7 +78,7 @@ def recipe(name: str) -> tuple[dict, int, int]:
     with initialize_config_module("skinseg.configs", version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={name}_public"])
     GlobalHydra.instance().clear()
-    return OmegaConf.to_container(cfg.model, resolve=True), int(cfg.data.image_size), int(cfg.data.batch_size)
+    return OmegaConf.to_container(cfg.model, resolve=True), int(cfg.model.input_size), int(cfg.data.batch_size)
 
 
 def build_module(name: str) -> SkinSegModule:

@@ -42,7 +42,7 @@ def check_probability(name: str, value: float) -> None:
 
 def resize_transforms(image_size: int, resize_mode: str) -> list[A.BasicTransform]:
     """Transforms that bring any image/mask pair to (image_size, image_size) (see `skinseg.resize`)."""
-    if check_resize_mode(resize_mode, "data.resize_mode") == "squash":
+    if check_resize_mode(resize_mode, "model.resize_mode") == "squash":
         return [
             A.Resize(
                 image_size,
@@ -102,7 +102,7 @@ def build_transform(
             scales them with the input (see `LatticeOcclusion`).
     """
     if image_size < 16:
-        raise UsageError(f"data.image_size must be >= 16, got {image_size}")
+        raise UsageError(f"model.input_size must be >= 16, got {image_size}")
     if augment not in AUGMENTS:
         raise UsageError(f"data.augment must be one of {AUGMENTS}, got {augment!r}")
     for name, value in (("hflip", hflip), ("vflip", vflip), ("rotate90", rotate90), ("crop", crop)):

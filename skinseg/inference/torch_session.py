@@ -32,7 +32,7 @@ class TorchSession(Predictor):
         checkpoint: a skinseg/Lightning `.ckpt` file (loaded with `weights_only=True`).
         device: torch device for the network.
         size: network input side (default: the checkpoint's `input_size`).
-        resize: "squash" or "letterbox" (default: the checkpoint's `data.resize_mode`).
+        resize: "squash" or "letterbox" (default: the checkpoint's `resize_mode`).
         normalize: "none" (probabilities) or "minmax" (the original's rescaling).
         postprocess: the original's open + Gaussian clean-up.
         upsample: "guided" (edges follow the image's, `skinseg.inference.guided`) or

@@ -45,7 +45,7 @@ class QuantizationAwareTraining(Callback):
             raise ValueError(f"quantization-aware training needs trainer.precision=32, got {trainer.precision!r}")
         if pl_module.hparams.get("compile"):
             raise ValueError("quantization-aware training does not support model.compile=true")
-        size = training_size(trainer, pl_module)
+        size = training_size(pl_module)
         device = next(pl_module.net.parameters()).device
         pl_module.net = prepare_qat(pl_module.net.cpu(), self.engine, size).to(device)
 
@@ -73,7 +73,7 @@ class QuantizationAwareTraining(Callback):
             pl_module.net.apply(enable_observer)
 
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CHECKPOINT_KEY] = {"method": "qat", "engine": self.engine, "size": training_size(trainer, pl_module)}
+        checkpoint[CHECKPOINT_KEY] = {"method": "qat", "engine": self.engine, "size": training_size(pl_module)}
 
     def state_dict(self) -> dict[str, Any]:
         return {"engine": self.engine}
@@ -86,8 +86,6 @@ class QuantizationAwareTraining(Callback):
             )
 
 
-def training_size(trainer: L.Trainer, pl_module: L.LightningModule) -> int:
-    """The image side trained at: the datamodule's `image_size`, else the module's `input_size`."""
-    datamodule = getattr(trainer, "datamodule", None)
-    size = getattr(datamodule, "hparams", {}).get("image_size") if datamodule is not None else None
-    return int(size or pl_module.hparams.get("input_size", 320))
+def training_size(pl_module: L.LightningModule) -> int:
+    """The image side trained at: the module's `input_size` (its input spec)."""
+    return int(pl_module.hparams.get("input_size", 320))
