@@ -153,6 +153,24 @@ def test_the_model_owns_the_input_spec_and_the_data_reads_it(cfg_factory):
         check_input_spec(cfg_factory(["data.image_size=64"]))
 
 
+def test_model_configs_set_only_the_model(cfg_factory):
+    """A model config changes nothing but `model.*` (the data reads the model's input spec); settings across
+    groups live in experiment/ files (and model_for_data/, debug/, qat/, which exist to cross them)."""
+    from omegaconf import OmegaConf
+
+    def outside_model(cfg) -> dict:
+        settings = OmegaConf.to_container(cfg, resolve=True)
+        settings.pop("model")
+        for key in ("image_size", "resize_mode"):
+            settings["data"].pop(key)
+        return settings
+
+    baseline = outside_model(cfg_factory(["data=public"]))
+    for model in options("model"):
+        assert "@package" not in (CONFIGS / "model" / f"{model}.yaml").read_text(), model
+        assert outside_model(cfg_factory([f"model={model}", "data=public", *offline(model)])) == baseline, model
+
+
 def test_the_installed_commands_find_the_packaged_configs():
     """`skinseg-train` / `skinseg-evaluate` compose from the package (`pkg://skinseg.configs`), which is
     the repository's configs/; [project.scripts] names callables that exist."""
