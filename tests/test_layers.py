@@ -84,11 +84,12 @@ def test_low_modules_import_nothing_above_them():
     assert "skinseg.predict" not in graph["skinseg.figures.__main__"] | graph["skinseg.figures.compare"]
 
 
-# bottom to top; a module belongs to the first entry that names it or a package above it
+# bottom to top (docs/architecture.md draws it); a module belongs to the most specific entry naming it or a
+# package above it
 LAYERS: list[tuple[str, ...]] = [
     ("skinseg", "skinseg.errors", "skinseg.lazy"),  # `skinseg` itself: the version only
     ("skinseg.files", "skinseg.hardware", "skinseg.resize", "skinseg.settings"),
-    ("skinseg.io", "skinseg.outputs", "skinseg.metrics", "skinseg.classical"),
+    ("skinseg.io", "skinseg.outputs", "skinseg.metrics", "skinseg.masks", "skinseg.classical"),
     ("skinseg.models", "skinseg.augment"),
     ("skinseg.losses", "skinseg.quant", "skinseg.data"),
     ("skinseg.checkpoints",),
@@ -104,7 +105,8 @@ def layer_of(module: str) -> int:
     best, best_length = None, -1
     for index, layer in enumerate(LAYERS):
         for entry in layer:
-            if (module == entry or module.startswith(entry + ".")) and len(entry) > best_length:
+            inside = module.startswith(entry + ".") and entry != "skinseg"  # the package itself: its version
+            if (module == entry or inside) and len(entry) > best_length:
                 best, best_length = index, len(entry)
     assert best is not None, f"{module} is in no layer: add it to LAYERS"
     return best
@@ -126,3 +128,18 @@ def test_the_layers_keep_what_deployment_and_maths_need_below_them():
     assert not any(target.startswith("skinseg.data") for module, targets in graph.items()
                    if module.startswith("skinseg.augment") for target in targets)
     assert layer_of("skinseg.classical.fit") > layer_of("skinseg.data") > layer_of("skinseg.classical.colour")
+
+
+def test_the_architecture_page_draws_these_layers():
+    """docs/architecture.md's table lists the modules of each layer, top first, as LAYERS has them."""
+    import re
+
+    rows = [line for line in (ROOT / "docs" / "architecture.md").read_text().splitlines()
+            if re.match(r"\| \d ", line)]
+    drawn = {}
+    for row in rows:
+        number, modules = re.match(r"\| (\d)[^|]*\| ([^|]*)\|", row).groups()
+        names = re.findall(r"`([^`]+)`", modules)
+        drawn[int(number)] = {"skinseg." + name.rstrip("/").removesuffix(".py").replace("/", ".")
+                              if name != "skinseg" else name for name in names}
+    assert drawn == {index: set(layer) for index, layer in enumerate(LAYERS)}
