@@ -155,7 +155,7 @@ def default_loader_workers(cores: int | None = None) -> int:
     step spends on it (`python -m skinseg.bench.train`: the loader alone runs 14-150x faster
     than training). On 2 cores a worker process only competes with the two training threads:
     DLMV at 256 px, the fastest model, trained at 13.1 images/s loading in the main process
-    and 11.6 with 1 or 2 workers (README, "Training speed"), so 0 there. With more cores a
+    and 11.6 with 1 or 2 workers (docs/speed.md), so 0 there. With more cores a
     worker has a core of its own: 1 below 8 cores, 2 from 8 on, so that a slow file (a large
     PNG) does not stall a step.
     """

@@ -8,7 +8,7 @@ Interpolation differs on purpose: training (albumentations, `skinseg.data.transf
 shrinks images and masks with area averaging and enlarges them bilinearly, so masks stay
 soft; inference (`skinseg.inference.processing.model_input`) resizes with Lanczos, as the
 original's sessions did. `python -m skinseg.bench.resize` measures what that costs: with
-the U²NetP shipped for issue 20 the two differ by at most 0.0034 mIoU@0.5 on any validation set (README).
+the U²NetP shipped for issue 20 the two differ by at most 0.0034 mIoU@0.5 on any validation set (docs/inference.md).
 """
 
 from __future__ import annotations

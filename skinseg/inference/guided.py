@@ -11,7 +11,7 @@ Its coefficients are computed at a working resolution of at most `WORK_SIDE` and
 upsampled bilinearly, as in He and Sun's "Fast Guided Filter" (2015), so a 12-megapixel
 photo costs little more than a small one.
 
-Measured on the training splits (README, "Guided upsampling"): radius 8 network pixels and
+Measured on the training splits (docs/inference.md, "Guided upsampling"): radius 8 network pixels and
 eps 3e-4 gave the best ccp mIoU@0.5 (0.624 -> 0.662 for the U²NetP of issue 20) and
 raised every close-up set (+0.002 to +0.009).
 """
