@@ -140,24 +140,30 @@ def test_lattice_can_scale_with_the_image():
 
 
 def test_seed26_samples_many_variants_online(colourful, blob_mask):
-    transform = build_transform(48, train=True, augment="seed26")
+    from skinseg.augment.pipeline import build_steps
+
+    transform = build_transform(48, steps=build_steps({"seed26": {"p": 1.0}}))
     transform.set_random_seed(1)
     outputs = {transform(image=colourful, mask=blob_mask)["image"].tobytes() for _ in range(80)}
     assert len(outputs) > 15
-    with pytest.raises(ValueError, match="data.augment must be one of"):
-        build_transform(48, train=True, augment="randaugment")
+    unchanged = build_transform(48, steps=build_steps({"seed26": {"p": 0.0}}))
+    assert len({unchanged(image=colourful, mask=blob_mask)["image"].tobytes() for _ in range(5)}) == 1
 
 
 def test_geometric_options(colourful, blob_mask):
-    transform = build_transform(32, train=True, rotate90=1.0, crop=1.0, crop_scale=(0.3, 0.6))
+    from skinseg.augment.pipeline import build_steps
+
+    transform = build_transform(32, steps=build_steps({"rotate90": {"p": 1.0}, "crop": {"p": 1.0, "scale": (0.3, 0.6)}}))
     out = transform(image=colourful, mask=blob_mask)
     assert out["image"].shape == (32, 32, 3) and out["mask"].shape == (32, 32)
     with pytest.raises(ValueError, match="probability"):
-        build_transform(32, train=True, rotate90=2.0)
+        build_steps({"rotate90": {"p": 2.0}})
+    with pytest.raises(ValueError, match="0 < min <= max <= 1"):
+        build_steps({"crop": {"p": 0.5, "scale": (0.6, 0.3)}})
 
 
 def test_quarter_turns_are_exact():
-    from skinseg.data.transforms import QuarterTurn
+    from skinseg.augment.pipeline import QuarterTurn
 
     image = np.arange(16 * 16 * 3, dtype=np.uint8).reshape(16, 16, 3)
     turn = QuarterTurn(p=1.0)

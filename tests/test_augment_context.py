@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from skinseg.augment.context import VIEWS, ContextAugment, load_person, render_view
+from skinseg.augment.context import VIEWS, load_person, render_view
+from skinseg.augment.pipeline import ContextStep, Sources, build_steps
 from skinseg.data import DataError, SkinDataModule
 
-CONTEXT = dict(zoom_out=1.0, person_paste=1.0, scene_crop=1.0, skin_tone=1.0, backgrounds="scenes",
-               people="people", scene_datasets=["scenes"])
+CONTEXT = dict(augment={name: {"p": 1.0} for name in ("zoom_out", "person_paste", "scene_crop", "skin_tone")},
+               backgrounds="scenes", people="people", scene_datasets=["scenes"])
 
 
 def module(root, **kwargs) -> SkinDataModule:
-    options = dict(datasets=["toy", "scenes"], image_size=32, batch_size=4, num_workers=0, augment="none",
-                   hflip=0.0)
+    options = dict(datasets=["toy", "scenes"], image_size=32, batch_size=4, num_workers=0, augment={})
     datamodule = SkinDataModule(root, **{**options, **kwargs})
     datamodule.setup("fit")
     return datamodule
@@ -37,14 +37,18 @@ def test_every_step_gives_valid_training_items(folder_dataset, scenes_dataset, p
 
 
 def test_people_and_backgrounds_are_checked(folder_dataset, scenes_dataset, tmp_path):
-    with pytest.raises(ValueError, match="data.zoom_out > 0 needs background photos"):
-        module(tmp_path, zoom_out=0.5)
-    with pytest.raises(ValueError, match="data.person_paste > 0 needs people"):
-        module(tmp_path, person_paste=0.5)
+    with pytest.raises(ValueError, match=r"data.augment.zoom_out.p > 0 needs backgrounds: set data.backgrounds"):
+        module(tmp_path, augment={"zoom_out": {"p": 0.5}})
+    with pytest.raises(ValueError, match=r"data.augment.person_paste.p > 0 needs people: set data.people"):
+        module(tmp_path, augment={"person_paste": {"p": 0.5}})
     with pytest.raises(DataError, match="persons/STEM.png"):
-        module(tmp_path, person_paste=0.5, people="toy")  # toy has no persons/ folder
-    with pytest.raises(ValueError, match="data.skin_tone is a probability"):
-        SkinDataModule(tmp_path, skin_tone=2.0)
+        module(tmp_path, augment={"person_paste": {"p": 0.5}}, people="toy")  # toy has no persons/ folder
+    with pytest.raises(ValueError, match=r"data.augment.skin_tone.p is a probability in \[0, 1\], got 2.0"):
+        SkinDataModule(tmp_path, augment={"skin_tone": {"p": 2.0}})
+    with pytest.raises(ValueError, match=r"data.augment: unknown \['randaugment'\]; the augmentations: scene_crop, "):
+        SkinDataModule(tmp_path, augment={"randaugment": {"p": 1.0}})
+    with pytest.raises(ValueError, match=r"data.augment.crop: unknown parameter \['size'\]; crop takes p, scale"):
+        SkinDataModule(tmp_path, augment={"crop": {"size": 3}})
     with pytest.raises(ValueError, match="unknown \\['fisheye'\\]"):
         SkinDataModule(tmp_path, val_views=["fisheye"])
     with pytest.raises(ValueError, match="needs data.people"):
@@ -93,11 +97,25 @@ def test_views_render_what_they_promise(people_dataset):
 
 
 def test_context_steps_can_be_switched_off_one_by_one(scenes_dataset):
-    context = ContextAugment()
-    assert not context.active
+    steps = [step for step in build_steps({}) if isinstance(step, ContextStep)]
+    assert [step.name for step in steps] == ["scene_crop", "skin_tone", "zoom_out", "person_paste"]
+    assert all(step.p == 0 for step in steps)
     image = np.full((20, 20, 3), 100, np.uint8)
     mask = np.zeros((20, 20), np.uint8)
     rng = np.random.default_rng(0)
-    same = context.after_resize(image, mask, rng)
-    assert np.array_equal(same[0], image) and np.array_equal(same[1], mask)
-    assert context.before_resize(image, mask, "scenes", rng)[0] is image
+    sources = Sources(scene_datasets=frozenset({"scenes"}))
+    for step in steps:
+        same = step(image, mask, "scenes", rng, sources)
+        assert same[0] is image and same[1] is mask
+
+
+def test_the_steps_run_by_stage_whatever_the_configs_order():
+    """A step is one class and one config entry; the pipeline's order is the registry's, by stage."""
+    from skinseg.augment.pipeline import AUGMENTATIONS, STAGES
+
+    steps = build_steps({"composite": {"p": 0.5}, "seed26": {"p": 1.0, "sepia": "bgr"}, "hflip": None})
+    assert [step.name for step in steps] == ["scene_crop", "crop", "hflip", "vflip", "rotate90", "seed26",
+                                             "skin_tone", "zoom_out", "person_paste", "composite"]
+    assert [STAGES.index(step.stage) for step in steps] == sorted(STAGES.index(step.stage) for step in steps)
+    assert {step.name: step.p for step in steps}["hflip"] == 0.0 and steps[5].sepia == "bgr"
+    assert set(AUGMENTATIONS) == {step.name for step in steps}

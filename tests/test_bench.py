@@ -118,7 +118,7 @@ def test_generalisation_study_trains_without_the_holdout_and_scores_it(tmp_path,
             "--model", "dlmv", "--size", "64", "--epochs", "1",
             "--set", "data.batch_size=2", "data.num_workers=0", "callbacks.rich_progress_bar=null",
             *tiny_overrides("dlmv"), "trainer.precision=32-true",
-            "--recipe", "plain", "data.augment=none", "--recipe", "composite", "data.composite=1.0",
+            "--recipe", "plain", "data.augment.seed26.p=0", "--recipe", "composite", "data.augment.composite.p=1.0",
             "--methods", "ycbcr", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
             "--workers", "1"]
     generalisation.main(argv)
@@ -134,7 +134,7 @@ def test_generalisation_study_trains_without_the_holdout_and_scores_it(tmp_path,
     generalisation.main([*argv, "--overwrite"])  # reused, not retrained
     assert (tmp_path / "runs" / "unseen" / "plain" / "finished.json").stat().st_mtime_ns == stamp
     error = exit_2_message(generalisation.main, [*argv[:argv.index("--recipe")], "--recipe", "plain",
-                                                 "data.augment=seed26", *argv[argv.index("--methods"):],
+                                                 "data.augment.seed26.p=1", *argv[argv.index("--methods"):],
                                                  "--overwrite"], capsys)
     assert "other overrides" in error
 
@@ -171,8 +171,8 @@ def test_scenes_study_trains_with_and_without_ccp_and_scores_scenes_and_views(tm
     argv = ["--scenes", "--data", str(data), "--model", "dlmv", "--size", "64", "--epochs", "1",
             "--set", "data.batch_size=2", "data.num_workers=0", "callbacks.rich_progress_bar=null",
             *tiny_overrides("dlmv"), "trainer.precision=32-true", "data.val_view_images=2",
-            "--recipe", "plain", "data.augment=none",
-            "--recipe", "context", "data.augment=none", "data.zoom_out=1.0", "data.person_paste=1.0",
+            "--recipe", "plain", "data.augment.seed26.p=0",
+            "--recipe", "context", "data.augment.seed26.p=0", "data.augment.zoom_out.p=1.0", "data.augment.person_paste.p=1.0",
             "--methods", "ycbcr", "--view-images", "2", "--runs-dir", str(tmp_path / "runs"),
             "--out", str(tmp_path / "out"), "--workers", "1"]
     generalisation.main(argv)
@@ -184,7 +184,7 @@ def test_scenes_study_trains_with_and_without_ccp_and_scores_scenes_and_views(tm
     for row in rows:
         assert all(0.0 <= float(cell) <= 1.0 for cell in row[2:14])
     held_out = json.loads((tmp_path / "runs" / "scenes" / "context_ccp_held_out" / "finished.json").read_text())
-    assert "data.people=null" in held_out["overrides"] and "data.person_paste=0" in held_out["overrides"]
+    assert "data.people=null" in held_out["overrides"] and "data.augment.person_paste.p=0" in held_out["overrides"]
     assert any(item.startswith("data.datasets=[") and "ccp" not in item for item in held_out["overrides"])
     views = sorted(path.name for path in (cache_dir / "views").iterdir())
     assert views == ["dark_tone-2", "skin_wall-2", "small_people-2", "zoom_out-2"]

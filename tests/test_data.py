@@ -303,9 +303,9 @@ def test_paste_skin_blends_the_skin_over_another_photo():
 
 
 def test_datamodule_composite_pastes_training_examples(folder_dataset, tmp_path):
-    kwargs = dict(datasets=["toy"], image_size=32, batch_size=8, num_workers=0, augment="none", hflip=0.0)
-    plain = SkinDataModule(tmp_path, **kwargs)
-    pasted = SkinDataModule(tmp_path, composite=1.0, **kwargs)
+    kwargs = dict(datasets=["toy"], image_size=32, batch_size=8, num_workers=0)
+    plain = SkinDataModule(tmp_path, augment={}, **kwargs)
+    pasted = SkinDataModule(tmp_path, augment={"composite": {"p": 1.0}}, **kwargs)
     for module in (plain, pasted):
         module.setup("fit")
     torch.manual_seed(0)
@@ -315,7 +315,7 @@ def test_datamodule_composite_pastes_training_examples(folder_dataset, tmp_path)
     assert not torch.equal(item["image"], base["image"])  # another photo shows around the skin
     assert pasted.val_set[0]["image"].equal(plain.val_set[0]["image"])  # never in validation
     with pytest.raises(ValueError, match="composite"):
-        SkinDataModule(tmp_path, composite=1.5)
+        SkinDataModule(tmp_path, augment={"composite": {"p": 1.5}})
 
 
 def test_scenes_without_skin_are_valid_data(folder_dataset, scenes_dataset, tmp_path):
@@ -325,7 +325,7 @@ def test_scenes_without_skin_are_valid_data(folder_dataset, scenes_dataset, tmp_
     index = FolderIndex(scenes_dataset)
     assert len(index.split("all")) == 6
     module = SkinDataModule(tmp_path, datasets=["toy", "scenes"], image_size=32, batch_size=4, num_workers=0,
-                            augment="none")
+                            augment={})
     module.setup("fit")
     scenes = [module.train_set[i] for i in range(len(module.train_set)) if module.train_set[i]["dataset"] == 1]
     assert len(scenes) == 4 and all(int(item["mask"].max()) == 0 for item in scenes)
@@ -340,7 +340,7 @@ def test_scenes_without_skin_are_valid_data(folder_dataset, scenes_dataset, tmp_
 
 
 def test_sampling_weights_per_dataset(folder_dataset, scenes_dataset, tmp_path, caplog):
-    kwargs = dict(datasets=["toy", "scenes"], image_size=32, batch_size=4, num_workers=0, augment="none")
+    kwargs = dict(datasets=["toy", "scenes"], image_size=32, batch_size=4, num_workers=0, augment={})
     torch.manual_seed(0)
 
     def drawn(weights):
@@ -374,7 +374,7 @@ def test_train_on_val_trains_on_a_datasets_val_split_and_never_its_test(folder_d
     splits["test"] = [splits["train"].pop()]
     (folder_dataset / "splits.json").write_text(json.dumps(splits))
     module = SkinDataModule(tmp_path, datasets=["toy", "scenes"], train_on_val=["toy"], image_size=32,
-                            num_workers=0, augment="none")
+                            num_workers=0, augment={})
     module.setup("fit")
     assert sorted(s.stem for s in module.train_set.samples if s.dataset == "toy") == sorted(
         splits["train"] + splits["val"])
@@ -399,7 +399,7 @@ def test_two_loader_workers_augment_differently_and_reproducibly(folder_dataset,
 
     def first_batches(seed: int) -> list[dict]:
         module = SkinDataModule(tmp_path, datasets=["toy"], image_size=32, batch_size=2, num_workers=2,
-                                augment="seed26", composite=0.5, hflip=0.5)
+                                augment={"seed26": {"p": 1.0}, "composite": {"p": 0.5}, "hflip": {"p": 0.5}})
         module.setup("fit")
         torch.manual_seed(seed)
         loader = module.train_dataloader()

@@ -9,7 +9,7 @@ augmentations show it skin at many scales next to real clutter, without new labe
   small, onto other frames (their clothes and hair hide whatever skin was behind them);
 - `scene_crop` crops into scene photos, so small skin regions become larger and some crops
   have no skin at all;
-- `paste_skin` blends one example's skin over another example's photo (`data.composite`).
+- `paste_skin` blends one example's skin over another example's photo (`data.augment.composite.p`).
 
 Images are uint8 RGB (H,W,3), masks uint8 (H,W) 0-255 (soft values allowed). Inputs are never
 modified, and all randomness comes from the `rng` argument (deterministic for a seed).

@@ -163,14 +163,13 @@ def variant_factories(
     return factories
 
 
-VARIANTS: tuple[str, ...] = tuple(variant_factories())
-AUGMENTS = ("none", "seed26")
+VARIANTS: tuple[str, ...] = tuple(variant_factories())  # seed26: the named list of the 26 variants
 
 
-def seed26(sepia_variant: str = "rgb", lattice_reference: int | None = None) -> A.OneOf:
-    """One of the 26 variants or the unchanged image, uniformly (1/27 each), per call."""
+def seed26(sepia_variant: str = "rgb", lattice_reference: int | None = None, p: float = 1.0) -> A.OneOf:
+    """With probability `p`, one of the 26 variants or the unchanged image, uniformly (1/27 each)."""
     choices = [make() for make in variant_factories(sepia_variant, lattice_reference).values()]
-    return A.OneOf([*choices, A.NoOp()], p=1.0)
+    return A.OneOf([*choices, A.NoOp()], p=p)
 
 
 def apply_variant(

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from skinseg.augment.materialise import materialise
+from skinseg.augment.pipeline import build_steps
 from skinseg.bench.train import make_batches, plain_loop_times
 from skinseg.data.demo import render_demo_sample
 from skinseg.data.transforms import build_transform
@@ -55,12 +56,12 @@ def materialisation_rate(source: Path, workers: int) -> float:
     return report.sources / elapsed
 
 
-def online_seconds_per_sample(image: np.ndarray, mask: np.ndarray, augment: str, samples: int) -> float:
+def online_seconds_per_sample(image: np.ndarray, mask: np.ndarray, augment: dict, samples: int) -> float:
     """Mean seconds of the training transform (resize 256, flip, augment) per sample.
 
     The mean, not the median: seed26 picks a variant per call and the costly ones count.
     """
-    transform = build_transform(256, train=True, hflip=0.5, augment=augment)
+    transform = build_transform(256, steps=build_steps({"hflip": {"p": 0.5}, **augment}))
     transform.set_random_seed(0)
     start = time.perf_counter()
     for _ in range(samples):
@@ -93,10 +94,10 @@ def main(argv: list[str]) -> None:
     console.print(table)
 
     plain = statistics.median(
-        online_seconds_per_sample(image, mask, "none", args.samples) for _ in range(args.repeats)
+        online_seconds_per_sample(image, mask, {}, args.samples) for _ in range(args.repeats)
     )
     seeded = statistics.median(
-        online_seconds_per_sample(image, mask, "seed26", args.samples) for _ in range(args.repeats)
+        online_seconds_per_sample(image, mask, {"seed26": {"p": 1.0}}, args.samples) for _ in range(args.repeats)
     )
     batches = make_batches(1 + args.train_steps, 16, 256)
     precision = resolve_precision("auto", "cpu").precision

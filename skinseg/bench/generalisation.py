@@ -16,7 +16,7 @@ A recipe is a name and Hydra overrides on top of the base (`--model`, `--size`,
 `--epochs`, `--set`):
 
     python -m skinseg.bench.generalisation --holdout sfa --epochs 4 \\
-        --recipe plain data.augment=none --recipe seed26 --recipe composite data.composite=0.5
+        --recipe plain data.augment.seed26.p=0 --recipe seed26 --recipe composite data.augment.composite.p=0.5
 
 Each run trains `train.py` in `--runs-dir/<holdout>/<recipe>`; a finished run (its
 `finished.json` records the overrides) is reused when the overrides match, and an
@@ -24,8 +24,8 @@ unfinished or different one is never overwritten (the error says what to do). Th
 checkpoint by in-domain val is scored, as a user would ship it. Results: printed, and
 `results/generalisation/holdout-<name>.{md,csv}`.
 
-`python -m skinseg.bench.generalisation --scenes --recipe flips data.augment=none --recipe context
-data.augment=none data.zoom_out=0.3 data.person_paste=0.3`: trains each recipe twice on the
+`python -m skinseg.bench.generalisation --scenes --recipe flips data.augment.seed26.p=0 --recipe context
+data.augment.seed26.p=0 data.augment.zoom_out.p=0.3 data.augment.person_paste.p=0.3`: trains each recipe twice on the
 public data (scenes included): once with every dataset, once with `ccp` held out of training
 entirely (no ccp photos, no pasted ccp people: only the `negatives` and the augmentation
 teach scenes), and scores both at full resolution, side by side, on the ccp val split
@@ -58,17 +58,17 @@ from skinseg.hardware import cpu_info
 PUBLIC = ("sfa", "abd", "hgr_subset", "fasseg_frontal02")
 SCENES, NEGATIVES = "ccp", "negatives"
 DEFAULT_SCENE_RECIPES = {
-    "flips only": ["data.augment=none"],
-    "context 0.3": ["data.augment=none", "data.zoom_out=0.3", "data.person_paste=0.3", "data.scene_crop=0.3",
-                    "data.skin_tone=0.3"],
+    "flips only": ["data.augment.seed26.p=0"],
+    "context 0.3": ["data.augment.seed26.p=0", "data.augment.zoom_out.p=0.3", "data.augment.person_paste.p=0.3", "data.augment.scene_crop.p=0.3",
+                    "data.augment.skin_tone.p=0.3"],
 }
 # what holding ccp out of training takes: its photos, its people pasted, and the views made of them
-CCP_HELD_OUT = [f"data.datasets=[{','.join([*PUBLIC, NEGATIVES])}]", "data.people=null", "data.person_paste=0",
+CCP_HELD_OUT = [f"data.datasets=[{','.join([*PUBLIC, NEGATIVES])}]", "data.people=null", "data.augment.person_paste.p=0",
                 "data.val_views=[dark_tone,zoom_out]"]
 DEFAULT_RECIPES = {
-    "plain (flips only)": ["data.augment=none"],
+    "plain (flips only)": ["data.augment.seed26.p=0"],
     "seed26": [],
-    "seed26 + composite 0.5": ["data.composite=0.5"],
+    "seed26 + composite 0.5": ["data.augment.composite.p=0.5"],
     "seed26, letterbox": ["model.resize_mode=letterbox"],
 }
 
@@ -100,7 +100,7 @@ def materialise_views(data_dir: Path, cache_dir: Path, images: int) -> list[tupl
 
     datamodule = SkinDataModule(data_dir, datasets=[*PUBLIC, SCENES, NEGATIVES], backgrounds=NEGATIVES, people=SCENES,
                                 scene_datasets=[SCENES, NEGATIVES], val_views=list(VIEWS), val_view_images=images,
-                                augment="none", cache_dir=cache_dir, num_workers=0)
+                                augment={}, cache_dir=cache_dir, num_workers=0)
     datamodule.setup("validate")
     view_set = datamodule.val_set.datasets[1]
     folders = {view: cache_dir / "views" / f"{view}-{images}" for view in VIEWS}

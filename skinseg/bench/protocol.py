@@ -44,16 +44,16 @@ TONE_DATASET = "lfw_faces"
 # what holding ccp, hgr_subset and lfw_faces out of training takes: no photos, no pasted ccp
 # people, scene crops from the negatives only, no views made of held-out photos
 BASE_OVERRIDES = [
-    "data=public", f"data.datasets=[{','.join(TRAINED_ON)}]", "data.people=null", "data.person_paste=0",
+    "data=public", f"data.datasets=[{','.join(TRAINED_ON)}]", "data.people=null", "data.augment.person_paste.p=0",
     "data.scene_datasets=[negatives]", "data.val_views=[]", "trainer.max_epochs=-1",
     # the last checkpoint is scored: validation would only cost time
     "++trainer.limit_val_batches=0", "++trainer.num_sanity_val_steps=0", "callbacks.model_checkpoint=null",
 ]
 PASCAL = "model.encoder_weights=${paths.weights_dir}/deeplabv3_mobilenet_v2_pascal.pt"
 IMAGENET = "model.encoder_weights=${paths.weights_dir}/mobilenet_v2_imagenet.pt"
-MOBILENET = ["model.input_size=256", "data.batch_size=16", "data.augment=none"]
+MOBILENET = ["model.input_size=256", "data.batch_size=16", "data.augment.seed26.p=0"]
 DEFAULT_RECIPES = {
-    "u2netp scratch": ["model=u2netp", "model.input_size=320", "data.batch_size=8", "data.augment=none"],
+    "u2netp scratch": ["model=u2netp", "model.input_size=320", "data.batch_size=8", "data.augment.seed26.p=0"],
     "unet scratch": ["model=unet", "model.encoder_weights=null", *MOBILENET],
     "unet imagenet": ["model=unet", IMAGENET, *MOBILENET],
     "unet pascal": ["model=unet", PASCAL, *MOBILENET],

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomSampler, get_worker_info
 
-from skinseg.augment.context import VIEW_PREFIX, VIEWS, ContextAugment, PersonFiles, render_view
+from skinseg.augment.context import VIEW_PREFIX, VIEWS, PersonFiles, render_view
+from skinseg.augment.pipeline import ContextStep, Sources, Step, build_steps, check_sources, probability
 from skinseg.augment.scenes import paste_skin
 from skinseg.data.folder import (
     FolderIndex,
@@ -23,12 +24,15 @@ from skinseg.data.folder import (
     load_pair,
     split_samples,
 )
-from skinseg.data.transforms import build_transform, check_probability
+from skinseg.data.transforms import build_transform
 from skinseg.errors import UsageError
 from skinseg.hardware import AUTO, default_loader_workers, default_threads
 from skinseg.io import DataError
 
 log = logging.getLogger(__name__)
+
+# the original trainer's: a left-right flip half the time and one of the 26 variants (or none)
+DEFAULT_AUGMENT = {"hflip": {"p": 0.5}, "seed26": {"p": 1.0}}
 
 
 class SkinDataset(Dataset):
@@ -38,11 +42,11 @@ class SkinDataset(Dataset):
         samples: pairs from one or several `FolderIndex`es.
         transform: callable `transform(image=, mask=) -> {"image", "mask"}` on uint8 arrays.
         dataset_names: names whose position is each sample's `dataset` id.
-        composite: probability that an example's skin is pasted onto another (random)
-            example's transformed photo (`paste_skin`); the item keeps the pasted
-            example's stem and dataset id.
-        context: the scale and context steps (`skinseg.augment.context.ContextAugment`)
-            around the transform's resize; None: none.
+        steps: the training steps (`skinseg.augment.pipeline.build_steps`): the numpy ones run
+            before and after `transform` with the example's own generator; `composite` pastes
+            the example's skin onto another (random) example's transformed photo (`paste_skin`),
+            the item keeping the pasted example's stem and dataset id. None: plain `transform`.
+        sources: the files the context steps draw from.
 
     Items:
         {"image": uint8 (3,H,W), "mask": uint8 (1,H,W), "dataset": int64 id, "stem": str}.
@@ -50,12 +54,15 @@ class SkinDataset(Dataset):
     """
 
     def __init__(self, samples: Sequence[Sample], transform, dataset_names: Sequence[str],
-                 composite: float = 0.0, context: ContextAugment | None = None) -> None:
+                 steps: Sequence[Step] = (), sources: Sources | None = None) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.dataset_ids = {name: index for index, name in enumerate(dataset_names)}
-        self.composite = composite
-        self.context = context if context is not None and context.active else None
+        self.composite = probability(steps, "composite")
+        context = [step for step in steps if isinstance(step, ContextStep)]
+        # no generator is drawn per example unless a numpy step is on (the others' streams stay put)
+        self.context = context if any(step.p > 0 for step in context) else []
+        self.sources = sources or Sources()
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -65,13 +72,15 @@ class SkinDataset(Dataset):
         image, mask = load_pair(sample)
         # np.random is seeded per loader worker (seed_worker), so the draws differ by worker
         rng = np.random.default_rng(np.random.randint(2**31)) if self.context else None
-        if self.context:
-            image, mask = self.context.before_resize(image, mask, sample.dataset, rng)
+        for step in self.context:
+            if step.stage == "before_resize":
+                image, mask = step(image, mask, sample.dataset, rng, self.sources)
         if self.transform is not None:
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
-        if self.context:
-            image, mask = self.context.after_resize(image, mask, rng)
+        for step in self.context:
+            if step.stage == "after_resize":
+                image, mask = step(image, mask, sample.dataset, rng, self.sources)
         return image, mask
 
     def __getitem__(self, index: int) -> dict:
@@ -164,15 +173,10 @@ class SkinDataModule(L.LightningDataModule):
             `skinseg.hardware.default_loader_workers()` for the cores this process may use.
         val_fraction: validation share for folders without splits.json.
         resize_masks: accept masks of another size than their image (resized to it).
-        hflip: horizontal flip probability in training.
-        vflip: vertical flip probability in training.
-        rotate90: probability of a 90° or 270° turn in training.
-        crop: probability of a random resized crop (instead of the resize) in training.
-        crop_scale: (min, max) share of the image area a random crop covers.
-        composite: probability, in training, of pasting the example's skin onto another
-            training example's photo (see `paste_skin`); 0 turns it off.
-        zoom_out, person_paste, scene_crop, skin_tone: probabilities of the scale and context
-            steps (`skinseg.augment.context.ContextAugment`) per training example.
+        augment: the training augmentation, step name -> its parameters, e.g.
+            {"hflip": {"p": 0.5}, "seed26": {"sepia": "rgb"}, "zoom_out": {"p": 0.3}}; the steps
+            and their order: `skinseg.augment.pipeline`. None: `DEFAULT_AUGMENT` (the
+            original's flips and 26 variants); {}: none.
         backgrounds: name of the dataset (under `root`) whose photos, without skin, are the
             zoom-out canvases (its train split) and the views' backgrounds (its val split).
         people: name of the dataset (under `root`) with `persons/STEM.png` silhouettes whose
@@ -187,11 +191,6 @@ class SkinDataModule(L.LightningDataModule):
             image once per epoch, shuffled.
         train_on_val: datasets whose val split is trained on too (and not validated on): a
             final model trained on everything, scored on a dataset's test split (lfw_faces).
-        augment: "seed26" (one of the original's 26 colour/occlusion variants or none,
-            per example and epoch) or "none".
-        sepia: "rgb" (correct) or "bgr" (the original's bluish) sepia in seed26.
-        lattice_reference: None draws seed26's lattices in pixels (the original); a size
-            scales them with the input.
         cache_dir: where the verified dataset indexes are kept.
         pin_memory: pin host memory (helps GPU training).
     """
@@ -208,16 +207,7 @@ class SkinDataModule(L.LightningDataModule):
         num_workers: int | str = AUTO,
         val_fraction: float = 0.1,
         resize_masks: bool = False,
-        hflip: float = 0.5,
-        vflip: float = 0.0,
-        rotate90: float = 0.0,
-        crop: float = 0.0,
-        crop_scale: Sequence[float] = (0.25, 1.0),
-        composite: float = 0.0,
-        zoom_out: float = 0.0,
-        person_paste: float = 0.0,
-        scene_crop: float = 0.0,
-        skin_tone: float = 0.0,
+        augment: dict[str, dict | None] | None = None,
         backgrounds: str | None = None,
         people: str | None = None,
         scene_datasets: Sequence[str] = (),
@@ -225,9 +215,6 @@ class SkinDataModule(L.LightningDataModule):
         val_view_images: int = 100,
         weights: dict[str, float] | None = None,
         train_on_val: Sequence[str] = (),
-        augment: str = "seed26",
-        sepia: str = "rgb",
-        lattice_reference: int | None = None,
         cache_dir: str | os.PathLike | None = None,
         pin_memory: bool = False,
     ) -> None:
@@ -244,10 +231,8 @@ class SkinDataModule(L.LightningDataModule):
             self.num_workers, self.num_workers_reason = num_workers, "set explicitly"
         else:
             raise UsageError(f"data.num_workers must be 'auto' or an integer >= 0, got {num_workers!r}")
-        check_probability("composite", composite)
-        for name, value in (("zoom_out", zoom_out), ("person_paste", person_paste), ("scene_crop", scene_crop),
-                            ("skin_tone", skin_tone)):
-            check_probability(name, value)
+        self.steps = build_steps(DEFAULT_AUGMENT if augment is None else augment)
+        check_sources(self.steps, {"backgrounds": backgrounds is not None, "people": people is not None})
         unknown_views = sorted(set(val_views) - set(VIEWS))
         if unknown_views:
             raise UsageError(f"data.val_views: unknown {unknown_views}; valid views: {', '.join(VIEWS)}")
@@ -262,20 +247,8 @@ class SkinDataModule(L.LightningDataModule):
             bad = {name: w for name, w in weights.items() if not isinstance(w, (int, float)) or w < 0}
             if bad:
                 raise UsageError(f"data.weights must map dataset names to numbers >= 0; got {weights}")
-        self.train_transform = build_transform(
-            image_size,
-            resize_mode,
-            train=True,
-            hflip=hflip,
-            vflip=vflip,
-            rotate90=rotate90,
-            crop=crop,
-            crop_scale=crop_scale,
-            augment=augment,
-            sepia=sepia,
-            lattice_reference=lattice_reference,
-        )
-        self.val_transform = build_transform(image_size, resize_mode, False)
+        self.train_transform = build_transform(image_size, resize_mode, self.steps)
+        self.val_transform = build_transform(image_size, resize_mode)
         self._folders: list[tuple[str, Path]] | None = None
         self.indexes: list[FolderIndex] = []
         self.train_set: SkinDataset | None = None
@@ -406,14 +379,13 @@ class SkinDataModule(L.LightningDataModule):
         log.info("datasets (train/val pairs): %s", counts)
         self.train_transform.set_random_seed(torch.initial_seed() % 2**32)
         hparams = self.hparams
-        context = ContextAugment(
-            zoom_out=hparams.zoom_out, person_paste=hparams.person_paste, scene_crop=hparams.scene_crop,
-            skin_tone=hparams.skin_tone, scene_datasets=frozenset(hparams.scene_datasets),
+        sources = Sources(
             backgrounds=[s.image for s in self._split_of(hparams.backgrounds, "train", "backgrounds")]
-            if hparams.zoom_out else (),
-            people=self._people("train") if hparams.person_paste else (),
+            if probability(self.steps, "zoom_out") else (),
+            people=self._people("train") if probability(self.steps, "person_paste") else (),
+            scene_datasets=frozenset(hparams.scene_datasets),
         )
-        self.train_set = SkinDataset(train, self.train_transform, self.dataset_names, hparams.composite, context)
+        self.train_set = SkinDataset(train, self.train_transform, self.dataset_names, self.steps, sources)
         views = self._view_set(val)
         plain_val = SkinDataset(val, self.val_transform, self.dataset_names)
         self.val_set = ConcatDataset([plain_val, views]) if views is not None else plain_val
