@@ -47,6 +47,8 @@ def test_people_and_backgrounds_are_checked(folder_dataset, scenes_dataset, tmp_
         SkinDataModule(tmp_path, augment={"skin_tone": {"p": 2.0}})
     with pytest.raises(ValueError, match=r"data.augment: unknown \['randaugment'\]; the augmentations: scene_crop, "):
         SkinDataModule(tmp_path, augment={"randaugment": {"p": 1.0}})
+    with pytest.raises(ValueError, match=r"data.augment='none': it maps step names to their parameters"):
+        SkinDataModule(tmp_path, augment="none")  # the setting's form before steps had names
     with pytest.raises(ValueError, match=r"data.augment.crop: unknown parameter \['size'\]; crop takes p, scale"):
         SkinDataModule(tmp_path, augment={"crop": {"size": 3}})
     with pytest.raises(ValueError, match="unknown \\['fisheye'\\]"):

@@ -255,6 +255,9 @@ def build_steps(settings: Mapping[str, Mapping[str, Any] | None] | None) -> list
         UsageError: an unknown step or parameter (the message lists the valid ones), or a value
             outside its rule.
     """
+    if settings is not None and not isinstance(settings, Mapping):
+        raise UsageError(f"data.augment={settings!r}: it maps step names to their parameters, e.g. "
+                         "data.augment.seed26.p=0 turns the 26 variants off, data.augment.zoom_out.p=0.3 one step on")
     settings = dict(settings or {})
     unknown = sorted(set(settings) - set(AUGMENTATIONS))
     if unknown:
