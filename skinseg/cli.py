@@ -59,12 +59,12 @@ def check_composition(config_name: str, overrides: list[str]) -> None:
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="train.yaml")
 def _train(cfg: DictConfig) -> float | None:
-    """Trains the configured model; returns val/iou, the objective of Hydra sweeps."""
+    """Trains the configured model; returns val/miou50, the objective of Hydra sweeps."""
     from skinseg.training import train as run_training
 
     # a bad file, path or setting: one line and exit code 2 (HYDRA_FULL_ERROR=1 shows the traceback)
     summary = exit_on_user_error(lambda: run_training(cfg), debug=hydra_debug())
-    return summary.get("val/iou")
+    return summary.get("val/miou50")
 
 
 @hydra.main(version_base="1.3", config_path="configs", config_name="evaluate.yaml")

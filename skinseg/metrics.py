@@ -325,11 +325,12 @@ def skin_tone_ita(image: np.ndarray, mask: np.ndarray) -> float | None:
 
 
 def score_image(
-    pred: np.ndarray, gt: np.ndarray, gt_skeleton: np.ndarray | None = None
+    pred: np.ndarray, gt: np.ndarray, gt_skeleton: np.ndarray | None = None, with_hce: bool = True
 ) -> dict[str, float | int]:
     """All per-image metrics of a uint8 (H,W) prediction against its uint8 (H,W) ground truth.
 
-    gt_skeleton is passed to `hce` (a cached `hce_skeleton(gt)` saves most of the time).
+    gt_skeleton is passed to `hce` (a cached `hce_skeleton(gt)` saves most of the time);
+    `with_hce=False` leaves HCE out (its keys too), for the quick scores of training and export checks.
 
     Raises:
         ValueError: if the shapes differ or either mask is not a uint8 (H,W) array.
@@ -342,7 +343,6 @@ def score_image(
     _check_pair(pred, gt)
     tp, fp, fn, tn = confusion(pred, gt)
     precision, recall, f1 = precision_recall_f1(tp, fp, fn)
-    efforts = hce(pred, gt, gt_skeleton=gt_skeleton)
     scores = {
         "soft_iou": soft_iou(pred, gt),
         "iou50": iou_at_half(pred, gt),
@@ -356,12 +356,12 @@ def score_image(
         "precision": precision,
         "recall": recall,
         "f1": f1,
-        "hce": efforts.total,
-        "hce_fp_points": efforts.fp_points,
-        "hce_fp_independent": efforts.fp_independent,
-        "hce_fn_points": efforts.fn_points,
-        "hce_fn_independent": efforts.fn_independent,
     }
+    if with_hce:
+        efforts = hce(pred, gt, gt_skeleton=gt_skeleton)
+        scores.update({"hce": efforts.total, "hce_fp_points": efforts.fp_points,
+                       "hce_fp_independent": efforts.fp_independent, "hce_fn_points": efforts.fn_points,
+                       "hce_fn_independent": efforts.fn_independent})
     return {key: value.item() if isinstance(value, np.generic) else value for key, value in scores.items()}
 
 
@@ -371,11 +371,12 @@ def has_skin(score: dict[str, float | int]) -> bool:
 
 
 def summarise(scores: Sequence[dict[str, float | int]]) -> dict[str, float | int | None]:
-    """Dataset figures from `score_image` dicts.
+    """Dataset figures from `score_image` dicts: the one summary of predictions, which training's
+    validation, evaluate.py and the export checks all report under these names.
 
     Returns:
         miou, miou50, precision, recall, f1, hce: means over the images whose truth has
-        skin (None when none has); fpr and mae_per_image: means over all images (MAE on
+        skin (None when none has; hce None when the scores were made without it); fpr and mae_per_image: means over all images (MAE on
         the 0-255 scale); mae: sum of abs_error / sum of pixels; pooled_precision/recall/f1:
         from the summed tp, fp, fn; images: the count; images_with_skin: those with skin.
 
@@ -402,7 +403,7 @@ def summarise(scores: Sequence[dict[str, float | int]]) -> dict[str, float | int
         "pooled_precision": pooled[0],
         "pooled_recall": pooled[1],
         "pooled_f1": pooled[2],
-        "hce": mean_with_skin("hce"),
+        "hce": mean_with_skin("hce") if all("hce" in s for s in scores) else None,
         "images": len(scores),
         "images_with_skin": len(with_skin),
     }

@@ -26,15 +26,15 @@ from skinseg.resize import check_resize_mode
 
 
 class SegmentationScores(Metric):
-    """Per-image IoU at 0.5, false-positive rate and pixel MAE, overall and per source dataset.
+    """Each image's scores, summarised overall and per source dataset by `skinseg.metrics.summarise`.
 
-    A torchmetrics wrapper of `skinseg.metrics` (the definitions evaluate.py uses): each
-    image's probabilities become a uint8 mask (0-255) and the truth is scaled to 0-255, then
-    `iou_at_half`, `confusion` -> `false_positive_rate` and `absolute_error` score it. IoU is
-    the mean over the images whose truth has skin (on a scene without people an IoU is 1 or
-    about 0 and says little); FPR is averaged over all images (on scenes without people, the
-    fraction of the image called skin); MAE is pooled over all pixels on the 0-255 scale.
-    Computed at the network's input resolution (evaluate.py scores full-resolution masks).
+    The one summary evaluate.py and the export checks use, under the same names: each image's
+    probabilities become a uint8 mask (0-255), the truth is scaled to 0-255, `score_image`
+    (without HCE) scores it, and `compute` reports `summarise`'s miou50 (mean over the images
+    whose truth has skin: on a scene without people an IoU is 1 or about 0 and says little),
+    fpr (mean over all images: on scenes without people, the share called skin) and mae
+    (pooled over all pixels, 0-255). Computed at the network's input resolution (evaluate.py
+    scores full-resolution masks).
 
     Args:
         num_datasets: number of dataset ids that `update` may receive.
@@ -43,11 +43,12 @@ class SegmentationScores(Metric):
     """
 
     full_state_update = False
+    FIELDS = ("soft_iou", "iou50", "abs_error", "pixels", "tp", "fp", "fn", "fpr", "precision", "recall", "f1")
+    REPORTED = ("miou50", "fpr", "mae")
 
     def __init__(self, num_datasets: int = 1, pooled: Sequence[bool] | None = None) -> None:
         super().__init__()
-        for name in ("iou_sum", "images_with_skin", "fpr_sum", "images", "abs_error_sum", "pixels"):
-            self.add_state(name, torch.zeros(num_datasets, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("rows", default=[], dist_reduce_fx="cat")  # (dataset id, *FIELDS) per image
         pooled = torch.ones(num_datasets, dtype=torch.bool) if pooled is None else torch.tensor(list(pooled))
         if pooled.shape != (num_datasets,):
             raise ValueError(f"pooled needs one flag per dataset ({num_datasets}), got {len(pooled)}")
@@ -57,33 +58,31 @@ class SegmentationScores(Metric):
         """Args: logits (B,1,H,W); target (B,1,H,W) in [0,1]; dataset (B,) int ids."""
         predictions = probabilities_to_uint8(torch.sigmoid(logits.detach().float()))
         truths = probabilities_to_uint8(target.detach().float())
+        rows = []
         for prediction, truth, index in zip(predictions, truths, dataset.tolist(), strict=True):
-            tp, fp, fn, tn = metrics.confusion(prediction, truth)
-            skin = tp + fn > 0
-            if skin:
-                self.iou_sum[index] += metrics.iou_at_half(prediction, truth)
-                self.images_with_skin[index] += 1
-            self.fpr_sum[index] += metrics.false_positive_rate(fp, tn)
-            self.images[index] += 1
-            self.abs_error_sum[index] += metrics.absolute_error(prediction, truth)
-            self.pixels[index] += truth.size
+            score = metrics.score_image(prediction, truth, with_hce=False)
+            rows.append([index, *(score[key] for key in self.FIELDS)])
+        self.rows.append(torch.tensor(rows, dtype=torch.float64, device=self.pooled.device))
 
-    def compute(self) -> dict[str, torch.Tensor]:
-        """{"iou", "fpr", "mae"} over everything, and per dataset id "iou/<id>" (where some
+    def compute(self) -> dict[str, float]:
+        """{"miou50", "fpr", "mae"} over the pooled datasets (miou50 0 where no image has skin, so that
+        the best-checkpoint monitor always has a value), and per dataset id "miou50/<id>" (where some
         truth has skin), "fpr/<id>", "mae/<id>"."""
-        pooled = self.pooled
-        scores = {
-            "iou": self.iou_sum[pooled].sum() / self.images_with_skin[pooled].sum().clamp(min=1),
-            "fpr": self.fpr_sum[pooled].sum() / self.images[pooled].sum().clamp(min=1),
-            "mae": self.abs_error_sum[pooled].sum() / self.pixels[pooled].sum().clamp(min=1),
-        }
-        for index in range(len(self.images)):
-            if self.images_with_skin[index] > 0:
-                scores[f"iou/{index}"] = self.iou_sum[index] / self.images_with_skin[index]
-            if self.images[index] > 0:
-                scores[f"fpr/{index}"] = self.fpr_sum[index] / self.images[index]
-                scores[f"mae/{index}"] = self.abs_error_sum[index] / self.pixels[index]
-        return scores
+        if isinstance(self.rows, list) and not self.rows:
+            return {}
+        rows = torch.cat(self.rows) if isinstance(self.rows, list) else self.rows  # synced: already one tensor
+        scores_by_id: dict[int, list[dict[str, float]]] = {}
+        for row in rows.tolist():
+            scores_by_id.setdefault(int(row[0]), []).append(dict(zip(self.FIELDS, row[1:], strict=True)))
+        pooled = [score for index, scores in scores_by_id.items() if self.pooled[index] for score in scores]
+        results = {}
+        if pooled:
+            summary = metrics.summarise(pooled)
+            results = {key: summary[key] if summary[key] is not None else 0.0 for key in self.REPORTED}
+        for index in sorted(scores_by_id):
+            summary = metrics.summarise(scores_by_id[index])
+            results.update({f"{key}/{index}": summary[key] for key in self.REPORTED if summary[key] is not None})
+        return results
 
 
 def probabilities_to_uint8(probabilities: torch.Tensor) -> list[np.ndarray]:
@@ -426,9 +425,9 @@ class SkinSegModule(L.LightningModule):
         metrics = self._log_scores(self.val_scores, "val")
         if self.trainer.sanity_checking:
             return
-        if metrics["val/iou"] >= self.best_metrics.get("val/iou", -1.0):
+        if metrics["val/miou50"] >= self.best_metrics.get("val/miou50", -1.0):
             self.best_metrics = {**metrics, "epoch": self.current_epoch, "step": self.global_step}
-        self.log("val/iou_best", self.best_metrics["val/iou"], prog_bar=True)
+        self.log("val/miou50_best", self.best_metrics["val/miou50"], prog_bar=True)
 
     def on_test_epoch_end(self) -> None:
         self._log_scores(self.test_scores, "test")
@@ -455,7 +454,7 @@ class SkinSegModule(L.LightningModule):
             "lr_scheduler": {
                 "scheduler": scheduler,
                 "interval": self.hparams.scheduler_interval,
-                "monitor": "val/iou",
+                "monitor": "val/miou50",
             },
         }
 

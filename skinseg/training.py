@@ -208,7 +208,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Trains the configured model on the configured data; returns the summary.
 
     The summary holds the hardware decisions (precision, threads, loader workers, with
-    their reasons), the best epoch's validation metrics (by val/iou), the best and last
+    their reasons), the best epoch's validation metrics (by val/miou50), the best and last
     checkpoint paths, the output folder and the wall time; with `cfg.test`, also the
     test loop's "test/..." metrics and which weights it tested.
     """
@@ -259,7 +259,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "best_step": best_metrics.pop("step", "-"),
         **best_metrics,
     }
-    for key in ("train/iou", "train/mae"):  # the last epoch's, to compare with val
+    for key in ("train/miou50", "train/mae"):  # the last epoch's, to compare with val
         if key in trainer.callback_metrics:
             summary[f"{key} (last epoch)"] = float(trainer.callback_metrics[key])
     best = [c.best_model_path for c in trainer.checkpoint_callbacks if getattr(c, "best_model_path", "")]

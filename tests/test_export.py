@@ -55,7 +55,7 @@ def test_export_writes_a_checked_onnx_and_a_model_card(checkpoints, tmp_path, na
     saved = json.loads((tmp_path / f"{name}.json").read_text())
     assert saved["input"]["size"] == 64 and saved["architecture"]["net"]["name"] == name
     assert saved["input"]["resize"] == RESIZE[name]
-    assert saved["files"][f"{name}.onnx"]["sha256"] and "val/iou" in saved["val_metrics_at_training_resolution"]
+    assert saved["files"][f"{name}.onnx"]["sha256"] and "val/miou50" in saved["val_metrics_at_training_resolution"]
     metadata = {prop.key: prop.value for prop in onnx.load(str(onnx_path)).metadata_props}
     assert metadata["skinseg.input_size"] == "64" and metadata["skinseg.model"] == name
     assert metadata["skinseg.upsample"] == "guided"
@@ -216,11 +216,11 @@ def test_validation_scores_per_dataset_treat_empty_masks_as_scenes(tmp_path):
     result = validation_scores({"none": ConstantPredictor(0), "all": ConstantPredictor(255)}, samples, "none")
     shares = [np.mean(load_pair(sample)[1] >= 128) for sample in samples[:2]]
     assert result["datasets"]["skin"]["all"]["f1"] == pytest.approx(np.mean([2 * p / (p + 1) for p in shares]))
-    assert result["datasets"]["skin"]["all"]["miou_at_half"] == pytest.approx(np.mean(shares))
-    assert result["datasets"]["scenes"]["all"] == {"images": 2, "images_with_skin": 0, "miou_at_half": None,
+    assert result["datasets"]["skin"]["all"]["miou50"] == pytest.approx(np.mean(shares))
+    assert result["datasets"]["scenes"]["all"] == {"images": 2, "images_with_skin": 0, "miou50": None,
                                                    "f1": None, "fpr": 1.0}
     assert result["datasets"]["scenes"]["none"]["fpr"] == 0.0
-    assert result["scores"]["all"]["same_decision"] == 0.0 and result["scores"]["none"]["miou_at_half"] < 1e-6
+    assert result["scores"]["all"]["same_decision"] == 0.0 and result["scores"]["none"]["miou50"] < 1e-6
     header, rows = dataset_table({"images": 4, **result})
     assert header[:5] == ["dataset", "images", "none mIoU@0.5", "none F1", "none FPR"]
     assert rows[1] == ["scenes", "2", "-", "-", "0.0000", "-", "-", "1.0000"]

@@ -34,9 +34,9 @@ def test_iou_is_the_mean_over_images_at_half():
     scores = SegmentationScores(1)
     scores.update(logits_from(prediction), truth, torch.zeros(3, dtype=torch.long))
     result = scores.compute()
-    assert result["iou"].item() == pytest.approx((8 / 12 + 0) / 2)
-    assert result["fpr"].item() == pytest.approx((4 / 8 + 0 + 0) / 3)
-    assert result["mae"].item() == pytest.approx(255 * (4 + 4) / 48, rel=1e-6)
+    assert result["miou50"] == pytest.approx((8 / 12 + 0) / 2)
+    assert result["fpr"] == pytest.approx((4 / 8 + 0 + 0) / 3)
+    assert result["mae"] == pytest.approx(255 * (4 + 4) / 48, rel=1e-6)
 
 
 def test_scenes_without_skin_report_the_fraction_called_skin():
@@ -48,14 +48,14 @@ def test_scenes_without_skin_report_the_fraction_called_skin():
     scores = SegmentationScores(2)
     scores.update(logits_from(prediction), truth, torch.tensor([0, 1, 1]))
     result = scores.compute()
-    assert "iou/1" not in result and result["fpr/1"].item() == pytest.approx((4 / 16 + 0) / 2)
-    assert result["iou/0"].item() == pytest.approx(1.0) and result["fpr/0"].item() == 0.0
-    assert result["iou"].item() == pytest.approx(1.0)  # the scenes do not count in IoU
-    assert result["fpr"].item() == pytest.approx(0.25 / 3)
+    assert "miou50/1" not in result and result["fpr/1"] == pytest.approx((4 / 16 + 0) / 2)
+    assert result["miou50/0"] == pytest.approx(1.0) and result["fpr/0"] == 0.0
+    assert result["miou50"] == pytest.approx(1.0)  # the scenes do not count in IoU
+    assert result["fpr"] == pytest.approx(0.25 / 3)
 
 
 def test_training_scores_match_the_numpy_metrics():
-    """The module's IoU, FPR and MAE are `skinseg.metrics`' figures of the same masks."""
+    """The module's mIoU@0.5, FPR and MAE are `skinseg.metrics.summarise`'s figures of the same masks."""
     import numpy as np
 
     from skinseg.metrics import score_image, summarise
@@ -69,8 +69,9 @@ def test_training_scores_match_the_numpy_metrics():
     result = scores.compute()
     as_uint8 = lambda mask: (mask[0].numpy() * 255).astype(np.uint8)  # noqa: E731
     reference = summarise([score_image(as_uint8(p), as_uint8(t)) for p, t in zip(prediction, truth)])
-    assert result["iou"].item() == pytest.approx(reference["miou50"])
-    assert result["fpr"].item() == pytest.approx(reference["fpr"])
+    assert result["miou50"] == pytest.approx(reference["miou50"])
+    assert result["fpr"] == pytest.approx(reference["fpr"])
+    assert result["mae"] == pytest.approx(reference["mae"])
 
 
 def test_soft_truth_is_rounded_and_mae_uses_it_unrounded():
@@ -78,8 +79,8 @@ def test_soft_truth_is_rounded_and_mae_uses_it_unrounded():
     scores = SegmentationScores(1)
     scores.update(logits_from(torch.ones(1, 1, 2, 2)), truth, torch.zeros(1, dtype=torch.long))
     result = scores.compute()
-    assert result["iou"].item() == pytest.approx(1.0)
-    assert result["mae"].item() == pytest.approx(0.4 * 255, rel=1e-5)
+    assert result["miou50"] == pytest.approx(1.0)
+    assert result["mae"] == pytest.approx(0.4 * 255, rel=1e-5)
 
 
 def test_per_dataset_scores():
@@ -88,10 +89,10 @@ def test_per_dataset_scores():
     scores = SegmentationScores(3)
     scores.update(logits_from(prediction), truth, torch.tensor([0, 1, 1, 1]))
     result = scores.compute()
-    assert result["iou/0"].item() == pytest.approx(1.0)
-    assert result["iou/1"].item() == pytest.approx(2 / 3)
-    assert "iou/2" not in result  # no images: nothing to report
-    assert result["iou"].item() == pytest.approx(3 / 4)
+    assert result["miou50/0"] == pytest.approx(1.0)
+    assert result["miou50/1"] == pytest.approx(2 / 3)
+    assert "miou50/2" not in result  # no images: nothing to report
+    assert result["miou50"] == pytest.approx(3 / 4)
 
 
 def test_warmup_cosine_schedule():
@@ -141,6 +142,6 @@ def test_views_are_reported_alone_and_not_pooled():
     scores = SegmentationScores(2, pooled=[True, False])
     scores.update(logits_from(prediction), truth, torch.tensor([0, 1]))
     result = scores.compute()
-    assert result["iou/1"].item() == pytest.approx(0.0, abs=1e-6) and result["iou"].item() == pytest.approx(1.0)
+    assert result["miou50/1"] == pytest.approx(0.0, abs=1e-6) and result["miou50"] == pytest.approx(1.0)
     with pytest.raises(ValueError, match="one flag per dataset"):
         SegmentationScores(2, pooled=[True])

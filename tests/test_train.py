@@ -41,7 +41,7 @@ SMALL_DEMO = [
 def test_fast_dev_run_on_demo_data(cfg_factory, model):
     summary = train(cfg_factory([f"model={model}", "debug=fdr", *SMALL_DEMO]))
     assert summary["model"] == model
-    assert 0.0 <= summary["val/iou"] <= 1.0 and 0.0 <= summary["val/demo/mae"] <= 255.0
+    assert 0.0 <= summary["val/miou50"] <= 1.0 and 0.0 <= summary["val/demo/mae"] <= 255.0
 
 
 def test_fast_dev_run_of_a_split_birefnet(cfg_factory, monkeypatch):
@@ -53,7 +53,7 @@ def test_fast_dev_run_of_a_split_birefnet(cfg_factory, monkeypatch):
     place = BiRefNetLite.place
     monkeypatch.setattr(BiRefNetLite, "place", lambda self: placed.append(self.device_map) or place(self))
     summary = train(cfg_factory(["model=birefnet_lite", "debug=fdr", *SMALL_DEMO, *TINY_BIREFNET_SPLIT]))
-    assert summary["model"] == "birefnet_lite" and 0.0 <= summary["val/iou"] <= 1.0
+    assert summary["model"] == "birefnet_lite" and 0.0 <= summary["val/miou50"] <= 1.0
     cpu = torch.device("cpu")
     assert len(placed) >= 3 and all(device_map == {"backbone": cpu, "decoder": cpu} for device_map in placed)
 
@@ -61,7 +61,7 @@ def test_fast_dev_run_of_a_split_birefnet(cfg_factory, monkeypatch):
 def test_overfitting_a_few_batches_learns(cfg_factory):
     cfg = cfg_factory(["debug=overfit", "trainer.max_epochs=30", *SMALL_DEMO, "model.optimizer.lr=3e-3"])
     summary = train(cfg)
-    assert summary["train/iou (last epoch)"] > 0.6, summary
+    assert summary["train/miou50 (last epoch)"] > 0.6, summary
 
 
 def read_metrics(run: Path) -> list[dict]:
@@ -92,7 +92,7 @@ def test_a_few_steps_on_one_public_dataset(cfg_factory, tmp_path):
     rows = read_metrics(tmp_path)
     losses = [float(r["train/loss"]) for r in rows if r.get("train/loss")]
     assert len(losses) == 4 and all(loss == loss for loss in losses)
-    assert any(r.get("val/abd/iou") for r in rows) and any(r.get("val/abd/mae") for r in rows)
+    assert any(r.get("val/abd/miou50") for r in rows) and any(r.get("val/abd/mae") for r in rows)
     assert Path(summary["best_checkpoint"]).is_file() and Path(summary["last_checkpoint"]).is_file()
     checkpoint = torch.load(summary["best_checkpoint"], map_location="cpu", weights_only=True)
     assert checkpoint["hyper_parameters"]["input_size"] == 64
@@ -187,9 +187,9 @@ def test_scenes_without_skin_train_and_report_their_fpr(cfg_factory, folder_data
         "data.batch_size=4", "data.num_workers=0", "data.augment.seed26.p=0", "data.weights={scenes: 2.0}",
         "trainer.max_epochs=1", "callbacks.rich_progress_bar=null", *tiny_overrides("u2net"),
     ]))
-    assert 0.0 <= summary["val/scenes/fpr"] <= 1.0 and "val/scenes/iou" not in summary
-    assert 0.0 <= summary["val/toy/iou"] <= 1.0 and 0.0 <= summary["val/fpr"] <= 1.0
-    assert summary["val/iou"] == summary["val/toy/iou"]  # the pooled IoU leaves the scenes out
+    assert 0.0 <= summary["val/scenes/fpr"] <= 1.0 and "val/scenes/miou50" not in summary
+    assert 0.0 <= summary["val/toy/miou50"] <= 1.0 and 0.0 <= summary["val/fpr"] <= 1.0
+    assert summary["val/miou50"] == summary["val/toy/miou50"]  # the pooled IoU leaves the scenes out
 
 
 def test_the_test_loop_after_fit_reports_the_test_splits(folder_dataset, scenes_dataset, tmp_path, cache_dir):
@@ -203,11 +203,11 @@ def test_the_test_loop_after_fit_reports_the_test_splits(folder_dataset, scenes_
               "callbacks.rich_progress_bar=null", "model=dlmv", *tiny_overrides("dlmv"), "test=true"]
     summary = train(compose_train([*common, "trainer.max_epochs=1"], tmp_path / "fit", cache_dir))
     assert summary["tested"] == summary["best_checkpoint"] and Path(summary["tested"]).is_file()
-    assert 0.0 <= summary["test/iou"] <= 1.0 and summary["test/iou"] == summary["test/toy/iou"]
+    assert 0.0 <= summary["test/miou50"] <= 1.0 and summary["test/miou50"] == summary["test/toy/miou50"]
     assert "test/loss" in summary and not any(key.startswith("test/scenes/") for key in summary)
-    assert any(row.get("test/toy/iou") for row in read_metrics(tmp_path / "fit"))
+    assert any(row.get("test/toy/miou50") for row in read_metrics(tmp_path / "fit"))
     quick = train(compose_train([*common, "debug=fdr"], tmp_path / "fdr", cache_dir))
-    assert quick["tested"] == "final weights" and 0.0 <= quick["test/iou"] <= 1.0
+    assert quick["tested"] == "final weights" and 0.0 <= quick["test/miou50"] <= 1.0
 
 
 def test_the_test_loop_without_a_test_split_fails_before_training(cfg_factory, scenes_dataset, tmp_path):

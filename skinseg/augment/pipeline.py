@@ -32,22 +32,11 @@ from skinseg.augment.tone import SkinToneShift
 from skinseg.augment.transforms import A, seed26
 from skinseg.errors import UsageError
 from skinseg.io import read_image
+from skinseg.registry import Registry
 
 STAGES = ("before_resize", "albumentations", "after_resize", "composite")
-AUGMENTATIONS: dict[str, type[Step]] = {}  # name -> step class, in registration order
-
-
-def augmentation(name: str):
-    """Class decorator: makes a step available as `data.augment.NAME`."""
-
-    def add(step_class: type[Step]) -> type[Step]:
-        if name in AUGMENTATIONS:
-            raise ValueError(f"augmentation {name!r} is registered twice")
-        step_class.name = name
-        AUGMENTATIONS[name] = step_class
-        return step_class
-
-    return add
+AUGMENTATIONS = Registry("augmentation", names_classes=True)  # name -> step class, in registration order
+augmentation = AUGMENTATIONS.register  # class decorator: a step available as `data.augment.NAME`
 
 
 @dataclass

@@ -170,7 +170,7 @@ def scenes_study(args: argparse.Namespace, recipes: dict[str, list[str]]) -> Non
         rows.append({"recipe": name, "ccp": ccp, "minutes": minutes, "precision": precision, "figures": figures,
                      **figures})
     header = (f"Scenes study: {args.model} at {args.size} px, {args.epochs} epochs, base overrides: {' '.join(base)}; "
-              f"best checkpoint by val/iou; full-resolution val splits and views ({args.view_images} images each). "
+              f"best checkpoint by val/miou50; full-resolution val splits and views ({args.view_images} images each). "
               f"Trained on {cpu_info().describe()}.")
     text = scenes_markdown(rows, header, list(PUBLIC))
     console.print(text, markup=False)

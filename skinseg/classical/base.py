@@ -9,35 +9,16 @@ Methods need only numpy and OpenCV (no torch).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 
-METHODS: dict[str, type[SkinMethod]] = {}
+from skinseg.registry import Registry
 
-
-def register(name: str) -> Callable[[type[SkinMethod]], type[SkinMethod]]:
-    """Class decorator: makes a method available by `name` to `create_method` and evaluate.py."""
-
-    def add(method_class: type[SkinMethod]) -> type[SkinMethod]:
-        if name in METHODS:
-            raise ValueError(f"classical method {name!r} is registered twice")
-        method_class.name = name
-        METHODS[name] = method_class
-        return method_class
-
-    return add
-
-
-def create_method(name: str, **kwargs: Any) -> SkinMethod:
-    """Builds a registered method by name; the error for an unknown name lists the valid ones."""
-    try:
-        method_class = METHODS[name]
-    except KeyError:
-        raise KeyError(f"unknown classical method {name!r}; valid names: {', '.join(sorted(METHODS))}") from None
-    return method_class(**kwargs)
+METHODS = Registry("classical method", names_classes=True)
+register = METHODS.register  # class decorator: a method available by name to `create_method` and evaluate.py
+create_method = METHODS.create  # builds a registered method by name; an unknown name lists the valid ones
 
 
 def postprocess(mask: np.ndarray, kernel_size: int = 3, blur_size: int = 3, iterations: int = 2) -> np.ndarray:

@@ -34,7 +34,7 @@ from skinseg.export.onnx import export_onnx, has_dynamic_size, onnx_probabilitie
 from skinseg.files import refuse_existing, sha256, staging_folder, write_json
 from skinseg.inference.processing import DEFAULT_UPSAMPLE, DEFAULT_ZOOM_BELOW
 from skinseg.io import read_image
-from skinseg.metrics import confusion, false_positive_rate, iou_at_half, precision_recall_f1, soft_iou
+from skinseg.metrics import score_image, summarise
 from skinseg.models.head import ProbabilityHead
 from skinseg.quant.fx import (
     calibrate,
@@ -126,41 +126,34 @@ def validation_scores(predictors: dict[str, Any], samples: Sequence[Sample], ref
         reference: the label the others are compared with (the fp32 model).
 
     Returns:
-        {"scores": label -> {"miou", "miou_at_half" (means over the images with skin),
-        "mean_abs_diff" (0-1, vs reference), "same_decision" (fraction of pixels on the same side of
-        0.5 as the reference), over all images}, "datasets": dataset -> label -> {"images",
-        "images_with_skin", "miou_at_half" and "f1" (images with skin; None without any),
-        "fpr" (mean over all images: on a set of empty masks, the share of each image called skin)}}.
+        {"scores": label -> {"miou", "miou50" (`skinseg.metrics.summarise`: means over the images
+        with skin), "mean_abs_diff" (0-1, vs reference), "same_decision" (fraction of pixels on the
+        same side of 0.5 as the reference), over all images}, "datasets": dataset -> label ->
+        {"images", "images_with_skin", "miou50", "f1" (images with skin; None without any), "fpr"
+        (mean over all images: on a set of empty masks, the share of each image called skin)}}.
     """
     records: dict[str, list[dict[str, Any]]] = {label: [] for label in predictors}
     for index, sample in enumerate(samples):
         image, gt = load_pair(sample)
         masks = {label: predictor.predict(image) for label, predictor in predictors.items()}
         for label, mask in masks.items():
-            tp, fp, fn, tn = confusion(mask, gt)
             records[label].append({
-                "dataset": sample.dataset, "skin": tp + fn > 0, "miou": soft_iou(mask, gt),
-                "miou_at_half": iou_at_half(mask, gt), "f1": precision_recall_f1(tp, fp, fn)[2],
-                "fpr": false_positive_rate(fp, tn),
+                **score_image(mask, gt, with_hce=False), "dataset": sample.dataset,
                 "mean_abs_diff": np.abs(mask.astype(np.int16) - masks[reference]).mean() / 255,
                 "same_decision": np.mean((mask >= 128) == (masks[reference] >= 128))})
         if progress:
             progress(f"validation {index + 1}/{len(samples)}")
 
-    def mean(rows: list[dict[str, Any]], key: str) -> float | None:
-        return float(np.mean([row[key] for row in rows])) if rows else None
-
     scores, datasets = {}, {}
     for label, rows in records.items():
-        with_skin = [row for row in rows if row["skin"]]
-        scores[label] = {"miou": mean(with_skin, "miou"), "miou_at_half": mean(with_skin, "miou_at_half"),
-                         "mean_abs_diff": mean(rows, "mean_abs_diff"), "same_decision": mean(rows, "same_decision")}
+        summary = summarise(rows)
+        scores[label] = {"miou": summary["miou"], "miou50": summary["miou50"],
+                         "mean_abs_diff": float(np.mean([row["mean_abs_diff"] for row in rows])),
+                         "same_decision": float(np.mean([row["same_decision"] for row in rows]))}
         for dataset in dict.fromkeys(row["dataset"] for row in rows):
-            subset = [row for row in rows if row["dataset"] == dataset]
-            skin = [row for row in subset if row["skin"]]
+            summary = summarise([row for row in rows if row["dataset"] == dataset])
             datasets.setdefault(dataset, {})[label] = {
-                "images": len(subset), "images_with_skin": len(skin), "miou_at_half": mean(skin, "miou_at_half"),
-                "f1": mean(skin, "f1"), "fpr": mean(subset, "fpr")}
+                key: summary[key] for key in ("images", "images_with_skin", "miou50", "f1", "fpr")}
     return {"scores": scores, "datasets": datasets}
 
 
@@ -174,7 +167,7 @@ def dataset_table(evaluation: dict[str, Any]) -> tuple[list[str], list[list[str]
     labels = list(evaluation["scores"])
     header = ["dataset", "images", *(f"{label} {key}" for label in labels for key in ("mIoU@0.5", "F1", "FPR"))]
     rows = [[dataset, str(next(iter(per_label.values()))["images"]),
-             *(figure(per_label[label][key]) for label in labels for key in ("miou_at_half", "f1", "fpr"))]
+             *(figure(per_label[label][key]) for label in labels for key in ("miou50", "f1", "fpr"))]
             for dataset, per_label in evaluation.get("datasets", {}).items()]
     return header, rows
 

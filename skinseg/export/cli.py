@@ -105,7 +105,7 @@ def run_export(args: argparse.Namespace) -> int:
         for column in ("model", "mIoU", "mIoU@0.5", f"mean |Δ| vs {evaluation['reference']}", "same decision"):
             table.add_column(column)
         for label, scores in evaluation["scores"].items():
-            table.add_row(label, figure(scores["miou"]), figure(scores["miou_at_half"]),
+            table.add_row(label, figure(scores["miou"]), figure(scores["miou50"]),
                           f"{scores['mean_abs_diff']:.4f}", f"{scores['same_decision']:.2%}")
         console.print(table)
         header, rows = dataset_table(evaluation)

@@ -128,16 +128,16 @@ def model_card_markdown(card: dict[str, Any], notes: str = "") -> str:
         "",
         "| dataset | IoU@0.5 | MAE (0-255) |",
         "|---|---:|---:|",
-        *[f"| {name} | {best[f'val/{name}/iou']:.4f} | {best[f'val/{name}/mae']:.2f} |"
-          for name in names if f"val/{name}/iou" in best],
-        *([f"| pooled | {best['val/iou']:.4f} | {best['val/mae']:.2f} |"] if "val/iou" in best else []),
+        *[f"| {name} | {best[f'val/{name}/miou50']:.4f} | {best[f'val/{name}/mae']:.2f} |"
+          for name in names if f"val/{name}/miou50" in best],
+        *([f"| pooled | {best['val/miou50']:.4f} | {best['val/mae']:.2f} |"] if "val/miou50" in best else []),
     ]
     evaluation = card.get("validation_at_full_resolution") or {}
     if evaluation:
         lines += ["", f"Full resolution through `Session`, {evaluation['images']} validation images:", "",
                   "| file | mIoU | mIoU@0.5 | mean \\|Δp\\| vs fp32 | same decision as fp32 |", "|---|---:|---:|---:|---:|"]
         for label, scores in evaluation["scores"].items():
-            lines.append(f"| {label} | {figure(scores['miou'])} | {figure(scores['miou_at_half'])} | "
+            lines.append(f"| {label} | {figure(scores['miou'])} | {figure(scores['miou50'])} | "
                          f"{scores['mean_abs_diff']:.4f} | {scores['same_decision']:.2%} |")
         header, rows = dataset_table(evaluation)
         for row in rows:  # data.train_on_val: its "validation" figures are in-domain training figures
