@@ -96,7 +96,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("skinseg.inference",),
     ("skinseg.module", "skinseg.training", "skinseg.evaluation", "skinseg.export", "skinseg.predict",
      "skinseg.figures"),
-    ("skinseg.cli", "skinseg.bench", "skinseg.classical.fit"),  # tools over everything
+    ("skinseg.cli", "skinseg.bench", "skinseg.classical.fit", "skinseg.commands", "skinseg.__main__"),  # over all
 ]
 
 

@@ -1,0 +1,39 @@
+"""`skinseg COMMAND [ARGS]`: one command, a module per subcommand, the same code as the separate entry points."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from skinseg.commands import COMMANDS, main
+from skinseg.commands.bench import BENCHES
+
+from .test_faults import assert_one_error_line, run_cli
+
+
+def test_every_subcommand_is_a_module_with_a_summary_and_the_help_lists_them(capsys):
+    assert main(["--help"]) == 0
+    listing = capsys.readouterr().out
+    for name in COMMANDS:
+        module = importlib.import_module(f"skinseg.commands.{name}")
+        assert callable(module.run) and module.SUMMARY in listing and f"  {name} " in listing
+    for name in BENCHES:
+        assert callable(importlib.import_module(f"skinseg.bench.{name}").main)
+
+
+@pytest.mark.parametrize("argv", [["nosuch"], ["bench", "nosuch"]])
+def test_an_unknown_command_is_one_line_and_exit_code_2(argv, tmp_path):
+    assert_one_error_line(run_cli(["-m", "skinseg", *argv], tmp_path), "unknown", "skinseg")
+
+
+def test_a_subcommand_runs_as_its_own_entry_point_does(tmp_path):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((24, 32, 3), (200, 140, 110), np.uint8)).save(photo)
+    completed = run_cli(["-m", "skinseg", "predict", str(photo), str(tmp_path / "masks"), "--model", "hsv"], tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert (tmp_path / "masks" / "photo.png").is_file()
+    completed = run_cli(["-m", "skinseg", "train", "model=nosuch"], tmp_path)
+    assert_one_error_line(completed, "model/nosuch")
