@@ -8,16 +8,18 @@ callables, forward references) let the value pass, so it never refuses a valid s
 
 from __future__ import annotations
 
+import argparse
 import collections.abc
 import inspect
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from skinseg.errors import UsageError
 
-__all__ = ["RUN_RULES", "TRAINER_RULES", "check_setting_ranges", "check_setting_types"]
+__all__ = ["RUN_RULES", "TRAINER_RULES", "check_setting_ranges", "check_setting_types", "set_command_defaults"]
 
 _SEQUENCES = (list, tuple, collections.abc.Sequence, collections.abc.Iterable)
 _MAPPINGS = (dict, collections.abc.Mapping)
@@ -144,3 +146,22 @@ def check_setting_ranges(settings: Mapping[str, Any], prefix: str,
     for key, (valid, rule) in rules.items():
         if key in settings and not valid(settings[key]):
             raise UsageError(f"{prefix + '.' if prefix else ''}{key} must be {rule}, got {settings[key]!r}")
+
+
+COMMAND_CONFIGS = Path(__file__).resolve().parent / "configs" / "commands"
+
+
+def set_command_defaults(parser: argparse.ArgumentParser, command: str, section: str) -> None:
+    """Sets `parser`'s defaults from configs/commands/COMMAND.yaml's `section`: the defaults a user may
+    tune live in configs/, beside the training configs, not in code.
+
+    Raises:
+        ValueError: the section names an option the parser does not have (a typo in the file).
+    """
+    from omegaconf import OmegaConf
+
+    values = OmegaConf.to_container(OmegaConf.load(COMMAND_CONFIGS / f"{command}.yaml"))[section]
+    unknown = sorted(set(values) - {action.dest for action in parser._actions})
+    if unknown:
+        raise ValueError(f"configs/commands/{command}.yaml: {section}: {unknown} are not options of {parser.prog}")
+    parser.set_defaults(**values)

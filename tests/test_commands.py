@@ -11,6 +11,7 @@ from PIL import Image
 from skinseg.commands import COMMANDS, main
 from skinseg.commands.bench import BENCHES
 
+from .conftest import ROOT
 from .test_faults import assert_one_error_line, run_cli
 
 
@@ -37,3 +38,32 @@ def test_a_subcommand_runs_as_its_own_entry_point_does(tmp_path):
     assert (tmp_path / "masks" / "photo.png").is_file()
     completed = run_cli(["-m", "skinseg", "train", "model=nosuch"], tmp_path)
     assert_one_error_line(completed, "model/nosuch")
+
+
+@pytest.mark.parametrize("name", BENCHES)
+def test_every_bench_reads_its_defaults_from_configs(name, capsys):
+    """configs/commands/bench.yaml holds the benches' defaults; a key that is no option stops the command."""
+    import yaml
+
+    module = importlib.import_module(f"skinseg.bench.{name}")
+    with pytest.raises(SystemExit) as stopped:
+        module.main(["--help"])
+    assert stopped.value.code == 0
+    defaults = yaml.safe_load((ROOT / "configs" / "commands" / "bench.yaml").read_text())[name]
+    assert f"--{next(iter(defaults)).replace('_', '-')}" in capsys.readouterr().out
+
+
+def test_export_reads_its_defaults_from_configs(monkeypatch, tmp_path):
+    import argparse
+
+    from skinseg import settings
+    from skinseg.export.cli import build_parser
+
+    arguments = build_parser().parse_args(["export", "--ckpt", "any.ckpt"])
+    assert (arguments.calibration_images, arguments.parity_images, str(arguments.out)) == (64, 8, "exports")
+    (tmp_path / "export.yaml").write_text("export:\n  calibration_image: 32\n")
+    monkeypatch.setattr(settings, "COMMAND_CONFIGS", tmp_path)
+    parser = argparse.ArgumentParser(prog="export")
+    parser.add_argument("--calibration-images", type=int)
+    with pytest.raises(ValueError, match=r"\['calibration_image'\] are not options of export"):
+        settings.set_command_defaults(parser, "export", "export")

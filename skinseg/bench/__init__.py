@@ -23,8 +23,10 @@ def median_seconds(function: Callable[[], object], repeats: int) -> float:
 
 def add_output_options(parser, default_out: Path) -> None:
     """`--out` (the tables' folder) and `--overwrite` (replace the tables of an earlier run there)."""
-    parser.add_argument("--out", type=Path, default=default_out, help=f"folder of the tables (default: {default_out})")
-    parser.add_argument("--overwrite", action="store_true", help="replace the tables of an earlier run in --out")
+    parser.add_argument("--out", type=Path, default=default_out,
+                        help=f"folder of the tables (default: {default_out})")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the tables of an earlier run in --out")
 
 
 def check_tables(out_dir: Path, stems: Sequence[str], overwrite: bool) -> None:

@@ -31,6 +31,7 @@ from skinseg.data.demo import render_demo_sample
 from skinseg.data.transforms import build_transform
 from skinseg.errors import ArgumentParser, add_debug_option, at_least, user_command
 from skinseg.hardware import cpu_name, resolve_precision
+from skinseg.settings import set_command_defaults
 
 HEIGHT, WIDTH = 768, 512
 
@@ -72,12 +73,13 @@ def online_seconds_per_sample(image: np.ndarray, mask: np.ndarray, augment: dict
 @user_command
 def main(argv: list[str]) -> None:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=at_least(1), default=16, help="512x768 source pairs to materialise")
-    parser.add_argument("--workers", type=at_least(1), default=2, help="materialisation processes")
-    parser.add_argument("--repeats", type=at_least(1), default=3)
-    parser.add_argument("--samples", type=at_least(1), default=300, help="online samples timed per run")
-    parser.add_argument("--train-steps", type=at_least(1), default=4, help="DLMV steps timed per run")
+    parser.add_argument("--images", type=at_least(1), help="512x768 source pairs to materialise")
+    parser.add_argument("--workers", type=at_least(1), help="materialisation processes")
+    parser.add_argument("--repeats", type=at_least(1))
+    parser.add_argument("--samples", type=at_least(1), help="online samples timed per run")
+    parser.add_argument("--train-steps", type=at_least(1), help="DLMV steps timed per run")
     add_debug_option(parser)
+    set_command_defaults(parser, "bench", "augment")
     args = parser.parse_args(argv)
     console = Console(width=160)
 

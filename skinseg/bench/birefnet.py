@@ -35,6 +35,7 @@ from rich.console import Console
 from skinseg.bench import add_output_options, check_tables, save_table
 from skinseg.errors import ArgumentParser, add_debug_option, at_least, thread_count, user_command
 from skinseg.hardware import cpu_info, default_threads
+from skinseg.settings import set_command_defaults
 
 
 @dataclass(frozen=True)
@@ -193,16 +194,17 @@ def markdown(results: list[tuple[Case, dict]], header: str) -> str:
 @user_command
 def main(argv: list[str]) -> None:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", type=at_least(32), default=[512, 1024], help="forward sizes")
-    parser.add_argument("--train-size", type=at_least(0), default=512, help="training-step size (0: none)")
-    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    parser.add_argument("--sizes", nargs="+", type=at_least(32), help="forward sizes")
+    parser.add_argument("--train-size", type=at_least(0), help="training-step size (0: none)")
+    parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"])
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime rows")
-    parser.add_argument("--gpu-sizes", nargs="*", type=at_least(32), default=[1024], help="sizes of the CUDA rows")
-    parser.add_argument("--runs", type=at_least(1), default=3, help="timed runs per row after one warm-up")
+    parser.add_argument("--gpu-sizes", nargs="*", type=at_least(32), help="sizes of the CUDA rows")
+    parser.add_argument("--runs", type=at_least(1), help="timed runs per row after one warm-up")
     parser.add_argument("--threads", type=thread_count, default=default_threads(),
                         help="torch and ONNX Runtime threads (default: the physical cores available)")
     add_output_options(parser, Path("results"))
     add_debug_option(parser)
+    set_command_defaults(parser, "bench", "birefnet")
     args = parser.parse_args(argv)
     check_tables(args.out, ["birefnet_memory"], args.overwrite)
     console = Console(width=160)

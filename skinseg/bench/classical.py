@@ -24,6 +24,7 @@ from skinseg.classical.mediapipe import mediapipe_available
 from skinseg.data.demo import render_demo_sample
 from skinseg.errors import ArgumentParser, add_debug_option, at_least, user_command
 from skinseg.hardware import cpu_name
+from skinseg.settings import set_command_defaults
 
 
 def method_speeds(side: int, repeats: int) -> tuple[list[tuple[str, float, float]], float]:
@@ -59,11 +60,12 @@ def public_evaluation_seconds(root: Path, workers: int) -> tuple[float, int]:
 @user_command
 def main(argv: list[str]) -> None:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--side", type=at_least(32), default=1024, help="square test image side (1024: ~1 MP)")
-    parser.add_argument("--repeats", type=at_least(1), default=7)
+    parser.add_argument("--side", type=at_least(32), help="square test image side (1024: ~1 MP)")
+    parser.add_argument("--repeats", type=at_least(1))
     parser.add_argument("--public", type=Path, help="datasets folder: also time the full evaluation")
-    parser.add_argument("--workers", type=at_least(1), default=2)
+    parser.add_argument("--workers", type=at_least(1))
     add_debug_option(parser)
+    set_command_defaults(parser, "bench", "classical")
     args = parser.parse_args(argv)
     console = Console(width=140)
 

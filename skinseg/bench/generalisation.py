@@ -54,6 +54,7 @@ from skinseg.checkpoints import load_network
 from skinseg.errors import ArgumentParser, add_debug_option, at_least, positive_float, user_command
 from skinseg.evaluation import POOLED, checkpoint_entries, classical_entries, evaluate, summarise_results
 from skinseg.hardware import cpu_info
+from skinseg.settings import set_command_defaults
 
 PUBLIC = ("sfa", "abd", "hgr_subset", "fasseg_frontal02")
 SCENES, NEGATIVES = "ccp", "negatives"
@@ -190,13 +191,14 @@ def main(argv: list[str]) -> None:
                       "(train + val; never its test split)")
     mode.add_argument("--scenes", action="store_true",
                       help="train each recipe with ccp and with ccp held out; score scenes, close-ups, views")
-    parser.add_argument("--datasets", nargs="+", default=list(PUBLIC), help="datasets under --data (default: public)")
+    parser.add_argument("--datasets", nargs="+", default=list(PUBLIC),
+                        help="datasets under --data (default: public)")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("SKINSEG_DATA", "../shared/datasets")),
                         help="folder holding the datasets (default: $SKINSEG_DATA or ../shared/datasets)")
-    parser.add_argument("--model", default="u2netp")
-    parser.add_argument("--size", type=at_least(32), default=256)
-    parser.add_argument("--epochs", type=at_least(1), default=4)
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--model")
+    parser.add_argument("--size", type=at_least(32))
+    parser.add_argument("--epochs", type=at_least(1))
+    parser.add_argument("--set", nargs="*", metavar="KEY=VALUE",
                         help="more Hydra overrides for every recipe (e.g. data.batch_size=8)")
     parser.add_argument("--recipe", nargs="+", action="append", metavar=("NAME", "OVERRIDE"),
                         help="a recipe: its name, then its overrides (repeatable; default: "
@@ -206,19 +208,20 @@ def main(argv: list[str]) -> None:
                              "best on ccp and negatives)")
     parser.add_argument("--runs-dir", type=Path, default=PROJECT_ROOT / "logs" / "generalisation")
     add_output_options(parser, Path("results") / "generalisation")
-    parser.add_argument("--workers", type=at_least(1), default=2, help="scoring processes")
-    parser.add_argument("--view-images", type=at_least(1), default=50, help="images per validation view (--scenes)")
-    parser.add_argument("--minutes", type=positive_float, default=10.0,
+    parser.add_argument("--workers", type=at_least(1), help="scoring processes")
+    parser.add_argument("--view-images", type=at_least(1), help="images per validation view (--scenes)")
+    parser.add_argument("--minutes", type=positive_float,
                         help="training wall time of every recipe (--protocol: steps probed to fit it)")
-    parser.add_argument("--probe-steps", type=at_least(1), default=8, help="timed steps per recipe (--protocol)")
-    parser.add_argument("--infer-sizes", type=at_least(32), nargs="*", default=[],
+    parser.add_argument("--probe-steps", type=at_least(1), help="timed steps per recipe (--protocol)")
+    parser.add_argument("--infer-sizes", type=at_least(32), nargs="*",
                         help="also score every recipe's network at these input sides (--protocol)")
-    parser.add_argument("--zoom", type=float, nargs="*", default=[],
+    parser.add_argument("--zoom", type=float, nargs="*",
                         help="also score every recipe with the small-skin pass at these factors (--protocol)")
     parser.add_argument("--weights", type=Path,
                         default=Path(os.environ.get("SKINSEG_WEIGHTS", "../shared/weights")),
                         help="folder of pretrained weights files (default: $SKINSEG_WEIGHTS or ../shared/weights)")
     add_debug_option(parser)
+    set_command_defaults(parser, "bench", "generalisation")
     args = parser.parse_args(argv)
     recipes = {name: overrides for name, *overrides in args.recipe} if args.recipe else None
     stem = f"holdout-{args.holdout}" if args.holdout else "scenes" if args.scenes else "protocol"

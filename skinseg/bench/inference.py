@@ -60,8 +60,8 @@ from skinseg.quant.fx import (
     quantized_engine,
     quiet_quantization,
 )
+from skinseg.settings import set_command_defaults
 
-SIZES = (256, 320, 512, 1024, 1280, 1728, 2048)
 REFERENCE = "ONNX Runtime fp32"
 
 
@@ -249,19 +249,21 @@ def markdown(table: dict[tuple[str, str], dict[int, float | None]], sizes: list[
 def main(argv: list[str]) -> None:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=sorted(MODELS), choices=sorted(MODELS))
-    parser.add_argument("--sizes", nargs="+", type=at_least(32), default=list(SIZES))
-    parser.add_argument("--runs", type=at_least(1), default=5, help="timed rounds (default 5)")
-    parser.add_argument("--budget", type=positive_float, default=10.0,
-                        help="seconds per image above which a runtime stops at larger sizes (default 10)")
-    parser.add_argument("--sequential-from", type=at_least(32), default=1024,
+    parser.add_argument("--sizes", nargs="+", type=at_least(32))
+    parser.add_argument("--runs", type=at_least(1), help="timed rounds (default %(default)s)")
+    parser.add_argument("--budget", type=positive_float,
+                        help="seconds per image above which a runtime stops at larger sizes (default %(default)s)")
+    parser.add_argument("--sequential-from", type=at_least(32),
                         help="from this size on, time the runtimes one after another (memory), not interleaved")
     parser.add_argument("--threads", type=thread_count, default=default_threads(),
                         help="torch and ONNX Runtime threads (default: the physical cores available)")
     parser.add_argument("--engines", nargs="*", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to build)")
     add_output_options(parser, Path("results"))
-    parser.add_argument("--fresh", action="store_true", help="with --overwrite: drop the cells of earlier runs in --out")
+    parser.add_argument("--fresh", action="store_true",
+                        help="with --overwrite: drop the cells of earlier runs in --out")
     add_debug_option(parser)
+    set_command_defaults(parser, "bench", "inference")
     args = parser.parse_args(argv)
     check_tables(args.out, ["inference_time"], args.overwrite)
     torch.set_num_threads(args.threads)

@@ -27,6 +27,7 @@ from skinseg.data.folder import Sample, dataset_folders, load_pair, split_sample
 from skinseg.errors import ArgumentParser, MissingFileError, add_debug_option, at_least, user_command
 from skinseg.hardware import cpu_name
 from skinseg.inference.factory import Model, create_predictor
+from skinseg.settings import set_command_defaults
 
 # setting -> (input interpolation, output upsampling); the first is the baseline of the differences
 SETTINGS = {"lanczos": ("lanczos", "lanczos"), "area in": ("area", "lanczos"), "guided out": ("lanczos", "guided")}
@@ -59,9 +60,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("SKINSEG_DATA", "../shared/datasets")),
                         help="folder of folder datasets (default $SKINSEG_DATA, else ../shared/datasets)")
     parser.add_argument("--datasets", nargs="+", help="names under --data (default: all)")
-    parser.add_argument("--images", type=at_least(1), default=40, help="first N val images per dataset (default 40)")
+    parser.add_argument("--images", type=at_least(1),
+                        help="first N val images per dataset (default %(default)s)")
     add_output_options(parser, Path("results") / "bench")
     add_debug_option(parser)
+    set_command_defaults(parser, "bench", "resize")
     args = parser.parse_args(argv)
     check_tables(args.out, ["resize"], args.overwrite)
     if args.images < 1:

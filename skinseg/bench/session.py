@@ -27,6 +27,7 @@ from skinseg.errors import (
     thread_count,
     user_command,
 )
+from skinseg.settings import set_command_defaults
 
 SKIN_RGB = (224, 172, 150)
 
@@ -58,11 +59,13 @@ def main(argv: list[str]) -> None:
 
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*", type=Path, help=".onnx files timed beside the shipped model")
-    parser.add_argument("--megapixels", type=positive_float, default=1.0)
-    parser.add_argument("--runs", type=at_least(1), default=7)
-    parser.add_argument("--threads", type=thread_count, help="ONNX Runtime threads (default: this process's cores)")
+    parser.add_argument("--megapixels", type=positive_float)
+    parser.add_argument("--runs", type=at_least(1))
+    parser.add_argument("--threads", type=thread_count,
+                        help="ONNX Runtime threads (default: this process's cores)")
     add_output_options(parser, Path("results") / "bench")
     add_debug_option(parser)
+    set_command_defaults(parser, "bench", "session")
     args = parser.parse_args(argv)
     check_tables(args.out, ["session_time"], args.overwrite)
     if args.runs < 1 or args.megapixels <= 0:

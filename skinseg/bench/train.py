@@ -37,6 +37,7 @@ from skinseg.data import SkinDataModule
 from skinseg.errors import ArgumentParser, add_debug_option, at_least, thread_count, user_command
 from skinseg.hardware import cpu_info, default_loader_workers, default_threads, resolve_precision
 from skinseg.module import SkinSegModule
+from skinseg.settings import set_command_defaults
 
 PRECISIONS = ("32-true", "bf16-mixed")
 
@@ -208,23 +209,26 @@ def hardware_header() -> str:
 def main(argv: list[str]) -> None:
     parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=benchmarked_models(), choices=benchmarked_models())
-    parser.add_argument("--size", type=at_least(32), help="input size for every model (default: each one's own)")
-    parser.add_argument("--batch-size", type=at_least(1), help="batch size for every model (default: each one's own)")
-    parser.add_argument("--steps", type=at_least(1), default=3, help="timed steps per run")
-    parser.add_argument("--warmup", type=at_least(0), default=1, help="untimed steps per run")
-    parser.add_argument("--repeats", type=at_least(1), default=3, help="runs per figure (median)")
+    parser.add_argument("--size", type=at_least(32),
+                        help="input size for every model (default: each one's own)")
+    parser.add_argument("--batch-size", type=at_least(1),
+                        help="batch size for every model (default: each one's own)")
+    parser.add_argument("--steps", type=at_least(1), help="timed steps per run")
+    parser.add_argument("--warmup", type=at_least(0), help="untimed steps per run")
+    parser.add_argument("--repeats", type=at_least(1), help="runs per figure (median)")
     parser.add_argument("--threads", type=thread_count, default=default_threads(),
                         help="torch intra-op threads (default: the physical cores this process may use)")
     parser.add_argument("--workers", type=at_least(0), default=default_loader_workers(),
                         help="loader workers for the loader figure (default: data.num_workers=auto here)")
-    parser.add_argument("--workers-sweep", type=at_least(0), nargs="*", default=[], metavar="N",
+    parser.add_argument("--workers-sweep", type=at_least(0), nargs="*", metavar="N",
                         help="also time training fed by the real loader with each of these worker counts")
-    parser.add_argument("--data-batches", type=at_least(1), default=20)
+    parser.add_argument("--data-batches", type=at_least(1))
     parser.add_argument("--data", type=Path, default=os.environ.get("SKINSEG_DATA"),
                         help="folder of datasets for the loader figures (default $SKINSEG_DATA, else demo)")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("SKINSEG_CACHE", ".cache")))
     parser.add_argument("--quick", action="store_true", help="1 repeat, 3 steps: a smoke run")
     add_debug_option(parser)
+    set_command_defaults(parser, "bench", "train")
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.steps, args.warmup, args.data_batches = 1, 3, 1, 5

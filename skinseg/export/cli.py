@@ -19,18 +19,20 @@ from skinseg.errors import (
     user_command,
 )
 from skinseg.files import refuse_existing
+from skinseg.settings import set_command_defaults
 
 
 def add_flops_arguments(parser: argparse.ArgumentParser) -> None:
     from skinseg.models import MODELS
 
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS), help="default: the original's rows")
-    parser.add_argument("--sizes", nargs="+", type=at_least(32), help="input sizes for --models (default 320 512 1024)")
-    parser.add_argument("--mode", choices=("train", "eval"), default="eval",
+    parser.add_argument("--sizes", nargs="+", type=at_least(32),
+                        help="input sizes for --models (default 320 512 1024)")
+    parser.add_argument("--mode", choices=("train", "eval"),
                         help="fvcore mode for --models rows (the original's rows use the original's modes)")
     parser.add_argument("--deformable-uncounted", action="store_true",
                         help="leave BiRefNet_lite's deformable convs uncounted, as the original's figures did")
-    parser.add_argument("--out", type=Path, default=Path("results/flops.md"))
+    parser.add_argument("--out", type=Path)
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
@@ -53,16 +55,19 @@ def run_flops(args: argparse.Namespace) -> int:
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     from skinseg.quant import ENGINES
 
-    parser.add_argument("--ckpt", type=Path, help="a skinseg .ckpt (default: the newest best-*.ckpt under logs/)")
-    parser.add_argument("--out", type=Path, default=Path("exports"), help="output folder (default exports/)")
+    parser.add_argument("--ckpt", type=Path,
+                        help="a skinseg .ckpt (default: the newest best-*.ckpt under logs/)")
+    parser.add_argument("--out", type=Path, help="output folder (default %(default)s)")
     parser.add_argument("--name", help="file name stem (default: the model's registry name)")
     parser.add_argument("--size", type=int, help="example input size (default: the checkpoint's)")
     parser.add_argument("--data", nargs="+", help="folder datasets for the checks (default: the run's data)")
-    parser.add_argument("--quantize", nargs="+", choices=ENGINES, default=[], metavar="ENGINE",
+    parser.add_argument("--quantize", nargs="+", choices=ENGINES, metavar="ENGINE",
                         help=f"also write int8 models for these engines ({', '.join(ENGINES)})")
-    parser.add_argument("--calibration-images", type=at_least(1), default=64, help="training images for PTQ (default 64)")
-    parser.add_argument("--eval-images", type=at_least(1), help="validation images scored with --quantize (default all)")
-    parser.add_argument("--parity-images", type=int, default=8)
+    parser.add_argument("--calibration-images", type=at_least(1),
+                        help="training images for PTQ (default %(default)s)")
+    parser.add_argument("--eval-images", type=at_least(1),
+                        help="validation images scored with --quantize (default all)")
+    parser.add_argument("--parity-images", type=int)
     add_small_skin_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
@@ -70,9 +75,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 def add_small_skin_arguments(parser: argparse.ArgumentParser) -> None:
     from skinseg.inference.processing import DEFAULT_ZOOM_BELOW
 
-    parser.add_argument("--zoom", type=float, default=0.0,
+    parser.add_argument("--zoom", type=float,
                         help="small-skin pass written into the files: a second pass at this many times --size when "
-                             "the largest skin region is under --zoom-below of the frame (default 0: none)")
+                             "the largest skin region is under --zoom-below of the frame (default %(default)s)")
     parser.add_argument("--zoom-below", type=float, default=DEFAULT_ZOOM_BELOW,
                         help=f"largest skin region share that triggers --zoom (default {DEFAULT_ZOOM_BELOW})")
 
@@ -124,14 +129,18 @@ def add_ship_arguments(parser: argparse.ArgumentParser) -> None:
     from skinseg.inference.session import DEFAULT_MODEL_DIR
     from skinseg.quant import ENGINES
 
-    parser.add_argument("--ckpt", type=Path, help="a skinseg .ckpt (default: the newest best-*.ckpt under logs/)")
+    parser.add_argument("--ckpt", type=Path,
+                        help="a skinseg .ckpt (default: the newest best-*.ckpt under logs/)")
     parser.add_argument("--out", type=Path, default=DEFAULT_MODEL_DIR, help=f"default {DEFAULT_MODEL_DIR}")
-    parser.add_argument("--engine", choices=ENGINES, default="x86", help="int8 engine (default x86)")
+    parser.add_argument("--engine", choices=ENGINES, help="int8 engine (default %(default)s)")
     parser.add_argument("--data", nargs="+", help="folder datasets for the checks (default: the run's data)")
-    parser.add_argument("--calibration-images", type=at_least(1), default=64)
-    parser.add_argument("--eval-images", type=at_least(1), help="validation images for the int8 check (default all)")
-    parser.add_argument("--notes", type=Path, help="a Markdown file added to MODEL_CARD.md (limitations, status)")
-    parser.add_argument("--size", type=int, help="the input side Session runs it at (default: the checkpoint's)")
+    parser.add_argument("--calibration-images", type=at_least(1))
+    parser.add_argument("--eval-images", type=at_least(1),
+                        help="validation images for the int8 check (default all)")
+    parser.add_argument("--notes", type=Path,
+                        help="a Markdown file added to MODEL_CARD.md (limitations, status)")
+    parser.add_argument("--size", type=int,
+                        help="the input side Session runs it at (default: the checkpoint's)")
     add_small_skin_arguments(parser)
     parser.add_argument("--overwrite", action="store_true", help="replace the shipped model")
 
@@ -174,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=summary, description=summary[0].upper() + summary[1:])
         add_arguments(command)
         add_debug_option(command)
+        set_command_defaults(command, "export", name)
     return parser
 
 
