@@ -45,6 +45,8 @@ def test_people_and_backgrounds_are_checked(folder_dataset, scenes_dataset, tmp_
         module(tmp_path, augment={"person_paste": {"p": 0.5}}, people="toy")  # toy has no persons/ folder
     with pytest.raises(ValueError, match=r"data.augment.skin_tone.p is a probability in \[0, 1\], got 2.0"):
         SkinDataModule(tmp_path, augment={"skin_tone": {"p": 2.0}})
+    with pytest.raises(ValueError, match=r"data.augment.hflip.p is a probability in \[0, 1\], got often"):
+        SkinDataModule(tmp_path, augment={"hflip": {"p": "often"}})
     with pytest.raises(ValueError, match=r"data.augment: unknown \['randaugment'\]; the augmentations: scene_crop, "):
         SkinDataModule(tmp_path, augment={"randaugment": {"p": 1.0}})
     with pytest.raises(ValueError, match=r"data.augment='none': it maps step names to their parameters"):

@@ -64,7 +64,7 @@ class Step:
     p: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.p <= 1.0:
+        if isinstance(self.p, bool) or not isinstance(self.p, (int, float)) or not 0.0 <= self.p <= 1.0:
             raise UsageError(f"data.augment.{self.name}.p is a probability in [0, 1], got {self.p}")
 
 
@@ -266,7 +266,7 @@ def check_sources(steps: Sequence[Step], available: Mapping[str, bool]) -> None:
     """Refuses a step that is on without the sources it draws from.
 
     Raises:
-        UsageError: e.g. "data.augment.zoom_out.p > 0 needs background photos: set data.backgrounds".
+        UsageError: e.g. "data.augment.zoom_out.p > 0 needs backgrounds: set data.backgrounds (e.g. negatives)".
     """
     for step in steps:
         for source in step.needs:
