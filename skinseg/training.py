@@ -178,13 +178,12 @@ def check_input_spec(cfg: DictConfig) -> None:
     """Refuses a data config that resizes to another size or mode than the model's input spec.
 
     The model owns the spec (`model.input_size`, `model.resize_mode`) and the data config reads it;
-    setting `data.image_size` alone would train at one size and record another in the checkpoint.
+    setting `data.input_size` alone would train at one size and record another in the checkpoint.
     """
-    for data_key, model_key in (("image_size", "input_size"), ("resize_mode", "resize_mode")):
-        data_value, model_value = cfg.data.get(data_key), cfg.model.get(model_key)
-        if data_key in cfg.data and model_key in cfg.model and data_value != model_value:
-            raise UsageError(f"data.{data_key}={data_value} differs from model.{model_key}={model_value}: the model "
-                             f"owns the input spec and the data reads it; set model.{model_key}={data_value} instead")
+    for key in ("input_size", "resize_mode"):
+        if key in cfg.data and key in cfg.model and cfg.data[key] != cfg.model[key]:
+            raise UsageError(f"data.{key}={cfg.data[key]} differs from model.{key}={cfg.model[key]}: the model owns "
+                             f"the input spec and the data reads it; set model.{key}={cfg.data[key]} instead")
 
 
 def run_test_loop(trainer: L.Trainer, model: L.LightningModule, datamodule: L.LightningDataModule,

@@ -15,7 +15,7 @@ CONTEXT = dict(augment={name: {"p": 1.0} for name in ("zoom_out", "person_paste"
 
 
 def module(root, **kwargs) -> SkinDataModule:
-    options = dict(datasets=["toy", "scenes"], image_size=32, batch_size=4, num_workers=0, augment={})
+    options = dict(datasets=["toy", "scenes"], input_size=32, batch_size=4, num_workers=0, augment={})
     datamodule = SkinDataModule(root, **{**options, **kwargs})
     datamodule.setup("fit")
     return datamodule

@@ -146,11 +146,11 @@ def test_the_model_owns_the_input_spec_and_the_data_reads_it(cfg_factory):
                             ("model.input_size=96", "model.resize_mode=letterbox"): (96, "letterbox")}.items():
         cfg = cfg_factory(list(overrides))
         assert (cfg.model.input_size, cfg.model.resize_mode) == spec
-        assert (cfg.data.image_size, cfg.data.resize_mode) == spec
+        assert (cfg.data.input_size, cfg.data.resize_mode) == spec
         check_input_spec(cfg)
-    with pytest.raises(UsageError, match=r"data.image_size=64 differs from model.input_size=128: .* set "
+    with pytest.raises(UsageError, match=r"data.input_size=64 differs from model.input_size=128: .* set "
                                          r"model.input_size=64 instead"):
-        check_input_spec(cfg_factory(["data.image_size=64"]))
+        check_input_spec(cfg_factory(["data.input_size=64"]))
 
 
 def test_model_configs_set_only_the_model(cfg_factory):
@@ -161,7 +161,7 @@ def test_model_configs_set_only_the_model(cfg_factory):
     def outside_model(cfg) -> dict:
         settings = OmegaConf.to_container(cfg, resolve=True)
         settings.pop("model")
-        for key in ("image_size", "resize_mode"):
+        for key in ("input_size", "resize_mode"):
             settings["data"].pop(key)
         return settings
 

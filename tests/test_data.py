@@ -224,7 +224,7 @@ def test_datamodule_batches(folder_dataset, tmp_path):
     for i in range(6):
         write_pair(second, f"o{i}", size=(30, 30), seed=100 + i)
     (second / "splits.json").write_text(json.dumps({"train": ["o0", "o1", "o2", "o3"], "val": ["o4", "o5"]}))
-    module = SkinDataModule(tmp_path, datasets=["toy", "other"], image_size=32, batch_size=4, num_workers=0)
+    module = SkinDataModule(tmp_path, datasets=["toy", "other"], input_size=32, batch_size=4, num_workers=0)
     module.setup("fit")
     assert module.dataset_names == ["toy", "other"]
     batch = next(iter(module.train_dataloader()))
@@ -241,7 +241,7 @@ def test_datamodule_test_loader_reads_only_test_pairs(folder_dataset, tmp_path):
     faces_stems = [f"face{i}" for i in range(9)]
     faces = write_dataset(tmp_path / "faces", faces_stems, val=2, size=(50, 30), seed=300)
     write_three_splits(faces, faces_stems[:4], faces_stems[4:6], faces_stems[6:])
-    module = SkinDataModule(tmp_path, datasets=["toy", "faces"], image_size=32, batch_size=2, num_workers=0)
+    module = SkinDataModule(tmp_path, datasets=["toy", "faces"], input_size=32, batch_size=2, num_workers=0)
     module.setup("fit")
     seen = {item["stem"] for part in (module.train_set, module.val_set) for item in part}
     assert seen == {f"img{i:02d}" for i in range(10)} | {f"face{i}" for i in range(6)}
@@ -254,12 +254,12 @@ def test_datamodule_test_loader_reads_only_test_pairs(folder_dataset, tmp_path):
     expected = SkinDataset([module.test_set.samples[0]], module.val_transform, module.dataset_names)[0]
     assert torch.equal(module.test_set[0]["image"], expected["image"])
 
-    only_test = SkinDataModule(faces, image_size=32, num_workers=0)  # the test split needs no other split
+    only_test = SkinDataModule(faces, input_size=32, num_workers=0)  # the test split needs no other split
     write_three_splits(faces, [], [], ["face6"])
     only_test.setup("test")
     assert [item["stem"] for item in only_test.test_set] == ["face6"]
     with pytest.raises(DataError, match=r'no test images: none of .*toy/splits.json lists a "test" split'):
-        SkinDataModule(folder_dataset, image_size=32, num_workers=0).setup("test")
+        SkinDataModule(folder_dataset, input_size=32, num_workers=0).setup("test")
 
 
 def test_datamodule_rejects_invalid_values(tmp_path):
@@ -303,7 +303,7 @@ def test_paste_skin_blends_the_skin_over_another_photo():
 
 
 def test_datamodule_composite_pastes_training_examples(folder_dataset, tmp_path):
-    kwargs = dict(datasets=["toy"], image_size=32, batch_size=8, num_workers=0)
+    kwargs = dict(datasets=["toy"], input_size=32, batch_size=8, num_workers=0)
     plain = SkinDataModule(tmp_path, augment={}, **kwargs)
     pasted = SkinDataModule(tmp_path, augment={"composite": {"p": 1.0}}, **kwargs)
     for module in (plain, pasted):
@@ -324,7 +324,7 @@ def test_scenes_without_skin_are_valid_data(folder_dataset, scenes_dataset, tmp_
 
     index = FolderIndex(scenes_dataset)
     assert len(index.split("all")) == 6
-    module = SkinDataModule(tmp_path, datasets=["toy", "scenes"], image_size=32, batch_size=4, num_workers=0,
+    module = SkinDataModule(tmp_path, datasets=["toy", "scenes"], input_size=32, batch_size=4, num_workers=0,
                             augment={})
     module.setup("fit")
     scenes = [module.train_set[i] for i in range(len(module.train_set)) if module.train_set[i]["dataset"] == 1]
@@ -340,7 +340,7 @@ def test_scenes_without_skin_are_valid_data(folder_dataset, scenes_dataset, tmp_
 
 
 def test_sampling_weights_per_dataset(folder_dataset, scenes_dataset, tmp_path, caplog):
-    kwargs = dict(datasets=["toy", "scenes"], image_size=32, batch_size=4, num_workers=0, augment={})
+    kwargs = dict(datasets=["toy", "scenes"], input_size=32, batch_size=4, num_workers=0, augment={})
     torch.manual_seed(0)
 
     def drawn(weights):
@@ -373,7 +373,7 @@ def test_train_on_val_trains_on_a_datasets_val_split_and_never_its_test(folder_d
     splits = json.loads((folder_dataset / "splits.json").read_text())
     splits["test"] = [splits["train"].pop()]
     (folder_dataset / "splits.json").write_text(json.dumps(splits))
-    module = SkinDataModule(tmp_path, datasets=["toy", "scenes"], train_on_val=["toy"], image_size=32,
+    module = SkinDataModule(tmp_path, datasets=["toy", "scenes"], train_on_val=["toy"], input_size=32,
                             num_workers=0, augment={})
     module.setup("fit")
     assert sorted(s.stem for s in module.train_set.samples if s.dataset == "toy") == sorted(
@@ -398,7 +398,7 @@ def test_two_loader_workers_augment_differently_and_reproducibly(folder_dataset,
     with the same seed repeats its batches, another seed draws others."""
 
     def first_batches(seed: int) -> list[dict]:
-        module = SkinDataModule(tmp_path, datasets=["toy"], image_size=32, batch_size=2, num_workers=2,
+        module = SkinDataModule(tmp_path, datasets=["toy"], input_size=32, batch_size=2, num_workers=2,
                                 augment={"seed26": {"p": 1.0}, "composite": {"p": 0.5}, "hflip": {"p": 0.5}})
         module.setup("fit")
         torch.manual_seed(seed)

@@ -148,7 +148,7 @@ def test_ship_writes_the_package_model_and_refuses_a_stray_int8(checkpoints, tmp
         "MODEL_CARD.md", "unet_skin.int8.onnx", "unet_skin.json", "unet_skin.onnx"]
     card = json.loads((out / "unet_skin.json").read_text())
     assert set(card["files"]) == {"unet_skin.onnx", "unet_skin.int8.onnx"}
-    assert card["shipped"]["recipe"]["data"]["image_size"] == 64 and "/" not in card["checkpoint"]
+    assert card["shipped"]["recipe"]["data"]["input_size"] == 64 and "/" not in card["checkpoint"]
     assert card["shipped"]["recipe"]["started_from"] is None and "started from" not in (out / "MODEL_CARD.md").read_text()
     assert ship.recipe({"model": {"pretrained": "/runs/stage1/best.ckpt"}})["started_from"] == "best.ckpt"
     text = (out / "MODEL_CARD.md").read_text()

@@ -161,7 +161,7 @@ def images_per_second(step_times: Iterable[float], batch_size: int, warmup: int)
 def real_datamodule(size: int, batch_size: int, workers: int, data_root: Path | None,
                     cache: Path) -> tuple[SkinDataModule, str]:
     """The training datamodule on every dataset under `data_root` (else the demo), set up; and its label."""
-    common = {"image_size": size, "batch_size": batch_size, "num_workers": workers, "cache_dir": cache,
+    common = {"input_size": size, "batch_size": batch_size, "num_workers": workers, "cache_dir": cache,
               "augment": {}}
     if data_root is not None:
         datasets = [p.name for p in sorted(data_root.iterdir()) if (p / "images").is_dir()]

@@ -166,7 +166,7 @@ class SkinDataModule(L.LightningDataModule):
         demo: parameters of the synthetic demo dataset (`seed`, `num_train`, `num_val`,
             `min_size`, `max_size`); when given, it is generated under `root` on first
             use and used instead of real data.
-        image_size: side of the square network input.
+        input_size: side of the square network input (the model's input spec, `model.input_size`).
         resize_mode: "squash" (stretch, as the original) or "letterbox" (pad).
         batch_size: training batch size; `val_batch_size` defaults to it.
         num_workers: loader processes (0 loads in the main process); "auto":
@@ -200,7 +200,7 @@ class SkinDataModule(L.LightningDataModule):
         root: str | os.PathLike,
         datasets: Sequence[str] | None = None,
         demo: dict | None = None,
-        image_size: int = 320,
+        input_size: int = 320,
         resize_mode: str = "squash",
         batch_size: int = 8,
         val_batch_size: int | None = None,
@@ -247,8 +247,8 @@ class SkinDataModule(L.LightningDataModule):
             bad = {name: w for name, w in weights.items() if not isinstance(w, (int, float)) or w < 0}
             if bad:
                 raise UsageError(f"data.weights must map dataset names to numbers >= 0; got {weights}")
-        self.train_transform = build_transform(image_size, resize_mode, self.steps)
-        self.val_transform = build_transform(image_size, resize_mode)
+        self.train_transform = build_transform(input_size, resize_mode, self.steps)
+        self.val_transform = build_transform(input_size, resize_mode)
         self._folders: list[tuple[str, Path]] | None = None
         self.indexes: list[FolderIndex] = []
         self.train_set: SkinDataset | None = None

@@ -59,9 +59,10 @@ def shipped_files(out_dir: Path) -> list[Path]:
 def recipe(run_config: dict[str, Any]) -> dict[str, Any]:
     """The training settings a user needs to reproduce the run (from the checkpoint's config)."""
     data, model, trainer = run_config.get("data", {}), run_config.get("model", {}), run_config.get("trainer", {})
-    # runs before data.augment named its steps kept them as flat keys (augment: seed26|none, hflip: 0.5, ...)
-    keys = ("image_size", "resize_mode", "batch_size", "augment", "composite", "hflip", "vflip", "rotate90", "crop",
-            "zoom_out", "person_paste", "scene_crop", "skin_tone", "weights")
+    # runs before data.augment named its steps kept them as flat keys (augment: seed26|none, hflip: 0.5, ...),
+    # and the input side as image_size
+    keys = ("input_size", "image_size", "resize_mode", "batch_size", "augment", "composite", "hflip", "vflip",
+            "rotate90", "crop", "zoom_out", "person_paste", "scene_crop", "skin_tone", "weights")
     settings = {key: data.get(key) for key in keys if key in data}
     if isinstance(settings.get("augment"), dict):  # the steps that were on, with their parameters
         settings["augment"] = {name: parameters for name, parameters in settings["augment"].items()
