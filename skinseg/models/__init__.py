@@ -15,7 +15,9 @@ Modules may declare what export and quantization need to know about them (read b
 
 from __future__ import annotations
 
-# importing a model module registers its class (`@register`); a new network is one module here
+import importlib
+import pkgutil
+
 from skinseg.models.birefnet_lite import BiRefNetLite
 from skinseg.models.deeplabv3 import DeepLabV3
 from skinseg.models.dlmv import DLMV
@@ -24,6 +26,12 @@ from skinseg.models.registry import MODELS, create_model, register
 from skinseg.models.u2net import U2Net
 from skinseg.models.u2netp import U2NetP
 from skinseg.models.unet import Unet
+
+# every module of this package is imported, so that a class decorated with `@register` in a new
+# module is a registered network without a line here
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+del _module
 
 __all__ = ["BiRefNetLite", "DLMV", "DeepLabV3", "MODELS", "ProbabilityHead", "U2Net", "U2NetP", "Unet", "create_model",
            "register"]
