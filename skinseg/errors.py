@@ -106,7 +106,9 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-        if "prog" not in kwargs and main_spec is not None and main_spec.name:
+        # under the `skinseg` command, argparse's own default applies: sys.argv[0], "skinseg bench NAME"
+        named_by_module = main_spec is not None and main_spec.name and main_spec.name != "skinseg.__main__"
+        if "prog" not in kwargs and named_by_module:
             kwargs["prog"] = f"python -m {main_spec.name.removesuffix('.__main__')}"
         super().__init__(*args, **kwargs)
 

@@ -192,7 +192,7 @@ def test_the_installed_commands_find_the_packaged_configs():
         assert compose("evaluate").split == "val"
     GlobalHydra.instance().clear()
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert set(scripts) == {"skinseg-train", "skinseg-evaluate", "skinseg-export", "skinseg-predict"}
+    assert set(scripts) == {"skinseg", "skinseg-train", "skinseg-evaluate", "skinseg-export", "skinseg-predict"}
     for target in scripts.values():
         module, function = target.split(":")
         assert callable(getattr(importlib.import_module(module), function))

@@ -34,4 +34,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: unknown command {name!r}; the commands: {', '.join(COMMANDS)} (see skinseg --help)",
               file=sys.stderr)
         return EXIT_USER_ERROR
+    sys.argv[0] = f"skinseg {name}"  # how the subcommand's own messages name it
     return importlib.import_module(f"skinseg.commands.{name}").run(arguments) or 0

@@ -1,4 +1,7 @@
-"""`skinseg augment SRC DST` or `skinseg augment --gallery IMAGE MASK OUT.png`: `python -m skinseg.augment`."""
+"""`skinseg augment SRC DST` or `skinseg augment --gallery IMAGE MASK OUT.png`.
+
+The same as `python -m skinseg.augment`.
+"""
 
 from __future__ import annotations
 
