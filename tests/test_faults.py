@@ -211,7 +211,7 @@ def test_export_refuses_bad_values_and_unwritable_places_in_one_line(tmp_path, c
         ("--parity-images", "0"): "--parity-images must be >= 1",
         ("--name", "a/b"): "without folders",
         ("--out", str(a_file)): "is a file",
-        ("--zoom", "0.5"): "--zoom must be > 1",
+        ("--zoom", "0.5"): "--zoom must be 0 (no small-skin pass) or a factor in (1, 4], got 0.5",
     }
     for extra, fragment in cases.items():
         error = exit_2_message(export_main, ["export", "--ckpt", str(checkpoint), *extra], capsys)

@@ -311,7 +311,7 @@ def test_small_skin_runs_a_second_pass_at_the_zoomed_side():
     np.testing.assert_array_equal(batch.predict_batch([photo, photo])[1], mask)
     assert batch.calls == [64, 128, 128]
     assert largest_region_share(np.zeros((8, 8))) == 0.0
-    with pytest.raises(ValueError, match="zoom > 1"):
+    with pytest.raises(ValueError, match=r"zoom must be 0 \(no small-skin pass\) or a factor in \(1, 4\], got 0.5"):
         CentredSquare(side=6, zoom=0.5)
 
 

@@ -32,7 +32,7 @@ from skinseg.data.transforms import resize_transforms
 from skinseg.errors import CheckFailedError, UsageError
 from skinseg.export.onnx import export_onnx, has_dynamic_size, onnx_probabilities, required_opset
 from skinseg.files import refuse_existing, sha256, staging_folder, write_json
-from skinseg.inference.processing import DEFAULT_UPSAMPLE, DEFAULT_ZOOM_BELOW
+from skinseg.inference.processing import DEFAULT_UPSAMPLE, DEFAULT_ZOOM_BELOW, check_setting
 from skinseg.io import read_image
 from skinseg.metrics import score_image, summarise
 from skinseg.models.head import ProbabilityHead
@@ -353,8 +353,8 @@ def export_checkpoint(
         CheckFailedError: ONNX Runtime disagrees with PyTorch beyond the tolerances.
     """
     report = progress or (lambda message: None)
-    if zoom and not (zoom > 1 and 0 < zoom_below <= 1):
-        raise UsageError(f"--zoom must be > 1 (or 0: off) and --zoom-below in (0, 1], got {zoom}, {zoom_below}")
+    check_setting("zoom", float(zoom), "--zoom")
+    check_setting("zoom_below", float(zoom_below), "--zoom-below")
     if size is not None and size < 32:
         raise UsageError(f"--size must be >= 32, got {size}")
     if parity_images < 1:

@@ -42,6 +42,22 @@ SETTING_RULES: dict[str, tuple[type, Callable[[Any], bool], str]] = {
 }
 
 
+def check_setting(name: str, value: Any, label: str | None = None) -> Any:
+    """`value` if it keeps `SETTING_RULES[name]`.
+
+    Raises:
+        UsageError: it breaks the rule; the message names `label` (default: the setting) and the rule.
+    """
+    _, valid, rule = SETTING_RULES[name]
+    try:
+        kept = valid(value)
+    except TypeError:
+        kept = False
+    if not kept or (isinstance(value, float) and value != value):
+        raise UsageError(f"{label or name} must be {rule}, got {value!r}")
+    return value
+
+
 def to_rgb(image: ImageInput) -> np.ndarray:
     """Any supported input -> RGB uint8 (H,W,3), upright.
 
@@ -214,17 +230,12 @@ class Predictor(ABC):
         check_resize_mode(resize)
         if normalize not in NORMALIZE_MODES:
             raise ValueError(f"normalize must be one of {NORMALIZE_MODES}, got {normalize!r}")
-        if upsample not in UPSAMPLE_MODES:
-            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {upsample!r}")
-        if int(size) < 1:
-            raise ValueError(f"size must be positive, got {size}")
-        self.size, self.resize, self.normalize = int(size), resize, normalize
+        self.size = check_setting("size", int(size))
+        self.resize, self.normalize = resize, normalize
         self.postprocess = bool(postprocess)
-        self.upsample = upsample
-        zoom = float(zoom or 0.0)
-        zoom_below = DEFAULT_ZOOM_BELOW if zoom_below is None else float(zoom_below)
-        if zoom and not (zoom > 1 and 0 < zoom_below <= 1):
-            raise ValueError(f"the small-skin pass needs zoom > 1 and 0 < zoom_below <= 1, got {zoom=}, {zoom_below=}")
+        self.upsample = check_setting("upsample", upsample)
+        zoom = check_setting("zoom", float(zoom or 0.0))
+        zoom_below = check_setting("zoom_below", DEFAULT_ZOOM_BELOW if zoom_below is None else float(zoom_below))
         if zoom and self.fixed_size is not None:
             raise ValueError(f"this model has a fixed input size {self.fixed_size}; zoom needs dynamic height/width")
         self.zoom, self.zoom_below = zoom, zoom_below

@@ -22,7 +22,7 @@ import onnxruntime as ort
 from skinseg.errors import MissingFileError, NotAModelError, UsageError
 from skinseg.files import write_json
 from skinseg.hardware import AUTO, cpu_info, default_threads
-from skinseg.inference.processing import SETTING_RULES, Predictor
+from skinseg.inference.processing import SETTING_RULES, Predictor, check_setting
 
 DEFAULT_SIZE = 320
 SIZE_KEY, RESIZE_KEY, UPSAMPLE_KEY = "skinseg.input_size", "skinseg.resize", "skinseg.upsample"
@@ -50,15 +50,12 @@ def metadata_settings(path: Path, metadata: dict[str, str]) -> dict[str, object]
     for setting, key in keys.items():
         if key not in metadata:
             continue
-        parse, valid, rule = SETTING_RULES[setting]
+        parse, _, rule = SETTING_RULES[setting]
         try:
-            value = parse(metadata[key])
-        except ValueError:
-            value = None
-        if value is None or not valid(value):
+            settings[setting] = check_setting(setting, parse(metadata[key]))
+        except ValueError:  # unparsable, or outside the rule (UsageError is one)
             raise NotAModelError(f"{path}: ONNX metadata {key}={metadata[key]!r} must be {rule}; re-export "
-                                 "the model with export.py, or pass the setting to Session")
-        settings[setting] = value
+                                 "the model with export.py, or pass the setting to Session") from None
     return settings
 
 
